@@ -1,0 +1,1 @@
+"""scaling-vlm: reproducing CLIP / MaMMUT scaling laws in JAX."""

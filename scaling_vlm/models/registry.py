@@ -1,0 +1,84 @@
+"""The model zoo: open_clip names mapped to architectures (DESIGN.md §4).
+
+Rows are (embed, vision width/layers/heads, patch sizes, text width/layers/heads). Names
+follow open_clip so results line up with the paper's: `ViT-B-32`, `mammut_ViT-B-32`, ...
+The `tiny-*` ladder is for CPU tests and the synthetic world: 64 px images, 32 tokens and a
+1024-word vocabulary.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from scaling_vlm.models.config import ModelConfig, TextConfig, VisionConfig
+
+# (size, patch sizes, name suffix, embed, (vision width, layers, heads), (text width, layers,
+#  heads), whether the MaMMUT decoder keeps the MLP before cross-attention; None: no MaMMUT)
+_FAMILIES = (
+    ('S', (32, 16), '-alt', 256, (384, 12, 6), (256, 10, 4), None),
+    ('S', (32, 16, 14), '', 384, (384, 12, 6), (384, 12, 6), False),
+    ('M', (32, 16), '-alt', 384, (512, 12, 8), (384, 12, 6), None),
+    ('M', (32, 16, 14), '', 512, (512, 12, 8), (512, 12, 8), False),
+    ('B', (32, 16, 14), '', 512, (768, 12, 12), (512, 12, 8), False),
+    ('L', (32, 16, 14), '', 768, (1024, 24, 16), (768, 12, 12), True),
+    ('H', (32, 16, 14), '', 1024, (1280, 32, 16), (1024, 24, 16), True),
+)
+
+# (name, width, vision layers, text layers, heads) of the CPU ladder; head width 16.
+_TINY = (
+    ('tiny-1', 32, 2, 2, 2),
+    ('tiny-2', 48, 2, 2, 3),
+    ('tiny-3', 64, 3, 2, 4),
+    ('tiny-4', 96, 4, 4, 6),
+    ('tiny-5', 128, 4, 4, 8),
+)
+
+
+def _build_zoo() -> dict[str, ModelConfig]:
+  zoo: dict[str, ModelConfig] = {}
+  for size, patches, suffix, embed, (vw, vl, vh), (tw, tl, th), mammut_mlp in _FAMILIES:
+    for patch in patches:
+      name = f'ViT-{size}-{patch}{suffix}'
+      # M-16-alt was trained with LayerScale (init 1e-4) in its vision tower.
+      layer_scale = 1e-4 if name == 'ViT-M-16-alt' else None
+      vision = VisionConfig(vw, vl, vh, patch, layer_scale_init=layer_scale)
+      zoo[name] = ModelConfig(name, 'clip', embed, vision, TextConfig(tw, tl, th))
+      if mammut_mlp is None:  # the -alt shapes exist for CLIP only
+        continue
+      # MaMMUT B-16 was trained with a 768-wide, 12-head decoder that keeps every MLP.
+      text = TextConfig(768, 12, 12) if name == 'ViT-B-16' else TextConfig(tw, tl, th)
+      zoo[f'mammut_{name}'] = ModelConfig(
+          f'mammut_{name}',
+          'mammut',
+          text.width,
+          vision,
+          text,
+          mlp_before_cross_attn=mammut_mlp or name == 'ViT-B-16',
+      )
+  zoo['ViT-B-16-text-plus'] = ModelConfig(
+      'ViT-B-16-text-plus', 'clip', 768, VisionConfig(768, 12, 12, 16), TextConfig(768, 12, 12)
+  )
+
+  for name, width, vision_layers, text_layers, heads in _TINY:
+    vision = VisionConfig(width, vision_layers, heads, patch_size=8, image_size=64)
+    text = TextConfig(width, text_layers, heads, context_length=32, vocab_size=1024)
+    zoo[name] = ModelConfig(name, 'clip', width, vision, text)
+    zoo[f'mammut_{name}'] = ModelConfig(f'mammut_{name}', 'mammut', width, vision, text)
+  return zoo
+
+
+ZOO: dict[str, ModelConfig] = _build_zoo()
+
+
+def model_names(arch: str | None = None) -> list[str]:
+  return [name for name, cfg in ZOO.items() if arch is None or cfg.arch == arch]
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+  """The zoo entry `name`, with optional field overrides (`dtype='bfloat16'`, ...)."""
+  if name not in ZOO:
+    close = difflib.get_close_matches(name, ZOO, n=5, cutoff=0.5)
+    hint = f' Did you mean: {", ".join(close)}?' if close else ''
+    raise ValueError(f'Unknown model name {name!r}.{hint} ' f'Known names: {", ".join(ZOO)}.')
+  config = ZOO[name]
+  return config.replace(**overrides) if overrides else config

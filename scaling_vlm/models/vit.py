@@ -1,0 +1,77 @@
+"""The vision tower: a pre-LN ViT as in open_clip."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling_vlm.models import layers
+from scaling_vlm.models.config import ModelConfig
+
+
+class VisionTower(nnx.Module):
+  """Patch embedding, class token, learned positions, `ln_pre`, transformer, then pooling,
+  `ln_post` and a linear projection into the joint embedding space."""
+
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    v = config.vision
+    dtype = jnp.dtype(config.dtype)
+    scale = v.width**-0.5
+    self.image_size, self.patch_size, self.pooling = v.image_size, v.patch_size, config.pooling
+    # A stride-p convolution without bias, written as a matmul over flattened patches.
+    self.patch_embed = nnx.Linear(
+        v.patch_size**2 * 3,
+        v.width,
+        use_bias=False,
+        dtype=dtype,
+        rngs=rngs,
+        kernel_init=layers.init(layers.normal((v.patch_size**2 * 3) ** -0.5), None, 'embed'),
+    )
+    self.class_embedding = layers.embedding(rngs, (v.width,), scale, ('embed',))
+    self.positional_embedding = layers.embedding(
+        rngs, (v.num_tokens, v.width), scale, (None, 'embed')
+    )
+    self.ln_pre = layers.layer_norm(v.width, dtype, rngs)
+    self.blocks = layers.Stack(
+        lambda r: layers.Block(
+            v.width,
+            v.heads,
+            v.mlp_width,
+            depth=v.layers,
+            dtype=dtype,
+            impl=config.attention_impl,
+            layer_scale=v.layer_scale_init,
+            rngs=r,
+        ),
+        v.layers,
+        scan=config.scan_layers,
+        remat=config.remat,
+        rngs=rngs,
+    )
+    self.ln_post = layers.layer_norm(v.width, dtype, rngs)
+    self.proj = layers.embedding(rngs, (v.width, config.embed_dim), scale, ('embed', 'proj'))
+
+  def patchify(self, images: jax.Array) -> jax.Array:
+    """(B, H, W, 3) -> (B, H/p * W/p, p*p*3), patches in row-major order."""
+    size, p = self.image_size, self.patch_size
+    if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+      raise ValueError(
+          f'images must have shape (batch, {size}, {size}, 3) for this model, '
+          f'got {images.shape}.'
+      )
+    g = size // p
+    x = images.reshape(images.shape[0], g, p, g, p, 3).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(images.shape[0], g * g, p * p * 3)
+
+  def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns the projected (unnormalised) embedding and the transformer's output tokens
+    (class token first, before `ln_post`), which MaMMUT's decoder cross-attends to."""
+    x = self.patch_embed(self.patchify(images))
+    cls = jnp.broadcast_to(self.class_embedding[...].astype(x.dtype), (x.shape[0], 1, x.shape[-1]))
+    x = jnp.concatenate([cls, x], axis=1) + self.positional_embedding[...].astype(x.dtype)
+    x = self.ln_pre(x)
+    tokens, _ = self.blocks(x, lambda block, x, _: block(x))
+    pooled = tokens[:, 0] if self.pooling == 'cls' else tokens.mean(axis=1)
+    embedding = self.ln_post(pooled) @ self.proj[...].astype(tokens.dtype)
+    return embedding, tokens
