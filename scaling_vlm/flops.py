@@ -102,3 +102,25 @@ def train_flops(config: ModelConfig) -> int:
 
 def forward_gflops(config: ModelConfig) -> float:
   return forward_flops(config) / 1e9
+
+
+# Dense bf16 peak FLOP/s per chip by `device_kind` (vendor datasheets), for MFU.
+PEAK_BF16_FLOPS = {
+    'NVIDIA H200': 989e12,
+    'NVIDIA H100 80GB HBM3': 989e12,
+    'NVIDIA H100 PCIe': 756e12,
+    'NVIDIA A100-SXM4-80GB': 312e12,
+    'NVIDIA A100-SXM4-40GB': 312e12,
+    'NVIDIA A100 80GB PCIe': 312e12,
+    'TPU v4': 275e12,
+    'TPU v5 lite': 197e12,
+    'TPU v5e': 197e12,
+    'TPU v5p': 459e12,
+    'TPU v6 lite': 918e12,
+    'TPU v6e': 918e12,
+}
+
+
+def peak_flops(device) -> float | None:
+  """The device's dense bf16 peak FLOP/s, or None where unknown (CPUs)."""
+  return PEAK_BF16_FLOPS.get(device.device_kind)

@@ -1,0 +1,105 @@
+"""Forward+backward step time, samples/s and MFU of zoo models.
+
+    python experiments/benchmarks/model_step.py                      # tiny ladder on CPU
+    python experiments/benchmarks/model_step.py --model ViT-B-16 --batch 256 --dtype bfloat16
+
+One line per (model, batch): compile time, then the median over `--repeats` timings of
+`--steps` consecutive steps. A step is the jitted gradient of the full training loss (the
+contrastive loss, plus the caption loss for MaMMUT) on device-resident random inputs, so the
+input pipeline is not measured here. MFU = training FLOPs per sample (scaling_vlm.flops) ×
+samples/s ÷ the device's bf16 peak, printed where the peak is known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling_vlm import flops, models, sharding
+from scaling_vlm.train import losses
+
+TINY_LADDER = [f'{prefix}tiny-{i}' for prefix in ('', 'mammut_') for i in range(1, 6)]
+
+
+def measure(name: str, batch: int, args) -> dict:
+  config = models.get_config(name, dtype=args.dtype, scan_layers=args.scan, remat=args.remat)
+  mesh = sharding.make_mesh()
+  model = sharding.create_sharded(lambda: models.build(config), mesh)
+  graphdef, params = nnx.split(model)
+  v, t = config.vision, config.text
+  key_images, key_text = jax.random.split(jax.random.key(0))
+  with jax.set_mesh(mesh):
+    images = jax.device_put(
+        jax.random.normal(key_images, (batch, v.image_size, v.image_size, 3)),
+        sharding.batch_sharding(mesh, 4),
+    )
+    text = jax.device_put(
+        jax.random.randint(key_text, (batch, t.context_length), 1, t.vocab_size),
+        sharding.batch_sharding(mesh, 2),
+    )
+
+    def loss_fn(params, images, text):
+      outputs = nnx.merge(graphdef, params)(images, text)
+      return losses.total_loss(outputs, text, mesh=mesh)[0]
+
+    step = jax.jit(jax.value_and_grad(loss_fn))
+    start = time.perf_counter()
+    compiled = step.lower(params, images, text).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(params, images, text))  # warm-up
+    timings = []
+    for _ in range(args.repeats):
+      start = time.perf_counter()
+      for _ in range(args.steps):
+        out = compiled(params, images, text)
+      jax.block_until_ready(out)
+      timings.append((time.perf_counter() - start) / args.steps)
+  step_s = statistics.median(timings)
+  samples_per_s = batch / step_s
+  peak = flops.peak_flops(jax.devices()[0])
+  achieved = flops.train_flops(config) * samples_per_s
+  return {
+      'model': name,
+      'batch': batch,
+      'dtype': args.dtype,
+      'devices': jax.device_count(),
+      'device': jax.devices()[0].device_kind,
+      'compile_s': f'{compile_s:.2f}',
+      'step_ms': f'{step_s * 1e3:.2f}',
+      'step_ms_spread': f'{min(timings) * 1e3:.2f}-{max(timings) * 1e3:.2f}',
+      'samples_per_s': f'{samples_per_s:.1f}',
+      'tflops_per_s': f'{achieved / 1e12:.3f}',
+      'mfu': f'{achieved / (peak * jax.device_count()):.3f}' if peak else 'n/a',
+  }
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  on_cpu = jax.default_backend() == 'cpu'
+  parser.add_argument('--model', nargs='+', default=TINY_LADDER if on_cpu else ['ViT-B-32'])
+  parser.add_argument('--batch', nargs='+', type=int, default=[32] if on_cpu else [256])
+  parser.add_argument(
+      '--dtype', default='float32' if on_cpu else 'bfloat16', choices=['float32', 'bfloat16']
+  )
+  parser.add_argument('--scan', action='store_true', help='scan the layers of each tower')
+  parser.add_argument('--remat', default='none', choices=['none', 'full', 'dots'])
+  parser.add_argument('--steps', type=int, default=5, help='steps per timing')
+  parser.add_argument('--repeats', type=int, default=5, help='timings; the median is printed')
+  args = parser.parse_args()
+  for name in args.model:
+    models.get_config(name)  # an unknown name fails here, before anything is compiled
+  for name in args.model:
+    for batch in args.batch:
+      row = measure(name, batch, args)
+      print(' '.join(f'{key}={value}' for key, value in row.items()), flush=True)
+
+
+if __name__ == '__main__':
+  main()
