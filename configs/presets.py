@@ -1,0 +1,38 @@
+"""Presets shared by the family config files: a zoo name, or `tiny` for the CPU."""
+
+from __future__ import annotations
+
+from scaling_vlm import models
+from scaling_vlm.train.config import base_config
+
+
+def make(arch: str, preset: str):
+  config = base_config()
+  if preset == 'tiny':
+    return tiny(config, 'tiny-2' if arch == 'clip' else 'mammut_tiny-2')
+  name = preset if arch == 'clip' or preset.startswith('mammut_') else f'mammut_{preset}'
+  if models.get_config(name).arch != arch:
+    raise ValueError(
+        f'{name!r} is not a {arch} model; {arch} names: ' f'{", ".join(models.model_names(arch))}.'
+    )
+  config.model.name = name
+  if name.startswith(('tiny', 'mammut_tiny')):
+    return tiny(config, name)
+  return config
+
+
+def tiny(config, name: str):
+  """Seconds on a laptop CPU: the synthetic world, float32, small batches."""
+  config.model.name = name
+  config.model.dtype = 'float32'
+  config.data.source = 'synthetic'
+  config.data.tokenizer = 'word'
+  config.train.global_batch = 64
+  config.train.samples = '64k'
+  config.train.warmup = '2k'
+  config.optim.lr = 2e-3
+  config.optim.schedule = 'cosine'
+  config.checkpoint.milestones = 'geometric:4'
+  config.checkpoint.latest_every_steps = 200
+  config.log.every_steps = 20
+  return config

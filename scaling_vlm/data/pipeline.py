@@ -1,0 +1,222 @@
+"""The grain pipeline: records -> host batches -> global `jax.Array`s on the mesh.
+
+    source -> global shuffle (reseeded every epoch) -> this host's slice -> decode, crop,
+    tokenize (grain workers) -> skip and count bad records -> host batch -> global array
+
+Every random choice is a function of (seed, position in the stream), so two pipelines with
+one seed give identical batches whatever the number of workers, and the iterator state
+(grain's position plus our counters) restores mid-epoch to continue sample for sample.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import logging
+from typing import Any, Callable
+
+import grain
+import jax
+from absl import flags
+import numpy as np
+from jax.sharding import Mesh
+
+from scaling_vlm import sharding
+from scaling_vlm.data import transforms
+
+log = logging.getLogger(__name__)
+
+Tokenizer = Callable[[str], np.ndarray]  # text -> (1, context_length) int32
+
+# Bad records are logged one by one up to this many, then every LOG_EVERY-th.
+LOG_FIRST, LOG_EVERY = 20, 1000
+
+
+class DataError(RuntimeError):
+  """The data is unusable: a bad record in strict mode, or too many bad records."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+  """Stands in for a record that could not be used, so the main process can count it."""
+
+  shard: str
+  key: str
+  reason: str
+
+
+def preprocess(
+    record: dict, rng: np.random.Generator, *, image_size: int, tokenizer: Tokenizer, train: bool
+) -> dict | BadRecord:
+  """Decode + crop + tokenize one record; any failure becomes a `BadRecord`."""
+  shard, key = str(record.get('shard', '?')), str(record.get('key', '?'))
+  if record.get('error'):
+    return BadRecord(shard, key, record['error'])
+  if record.get('image') is None:
+    return BadRecord(shard, key, 'missing image')
+  if record.get('caption') is None:
+    return BadRecord(shard, key, 'missing caption')
+  try:
+    image = transforms.to_pil(record['image'], image_size)
+    if train:
+      pixels = transforms.random_resized_crop(image, image_size, rng)
+    else:
+      pixels = transforms.center_crop(image, image_size)
+  except (OSError, ValueError, SyntaxError) as error:  # what PIL raises on corrupt data
+    return BadRecord(shard, key, f'undecodable image ({type(error).__name__}: {error})')
+  return {'images': pixels, 'tokens': tokenizer(record['caption'])[0], 'keys': key}
+
+
+class HostBatches(grain.DatasetIterator):
+  """Stacks this host's batches from preprocessed elements, skipping bad records.
+
+  A bad record is counted by reason, logged with its shard and key, and in strict mode (or
+  once bad records exceed `max_bad_fraction` of at least `min_records` seen) stops the run.
+  The counters are part of the iterator state, so they survive a resume.
+  """
+
+  def __init__(
+      self,
+      parent: grain.DatasetIterator,
+      batch_size: int,
+      *,
+      strict: bool = False,
+      max_bad_fraction: float = 0.01,
+      min_records: int = 1000,
+  ):
+    super().__init__(parent)
+    self.batch_size = batch_size
+    self.strict, self.max_bad_fraction, self.min_records = strict, max_bad_fraction, min_records
+    self.good = 0
+    self.bad: collections.Counter[str] = collections.Counter()
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    elements = []
+    while len(elements) < self.batch_size:
+      element = next(self._parent)
+      if isinstance(element, BadRecord):
+        self._count_bad(element)
+      else:
+        self.good += 1
+        elements.append(element)
+    return {key: np.stack([e[key] for e in elements]) for key in elements[0]}
+
+  def _count_bad(self, record: BadRecord) -> None:
+    reason = record.reason.split(' (')[0]  # group 'undecodable image (...)' by kind
+    self.bad[reason] += 1
+    total_bad = sum(self.bad.values())
+    message = f'bad record {record.shard}:{record.key}: {record.reason}'
+    if self.strict:
+      raise DataError(f'{message} (strict mode; set data.strict=False to skip and count).')
+    if total_bad <= LOG_FIRST or total_bad % LOG_EVERY == 0:
+      log.warning('%s (skipped; %d bad so far)', message, total_bad)
+    seen = total_bad + self.good
+    if seen >= self.min_records and total_bad > self.max_bad_fraction * seen:
+      raise DataError(
+          f'{total_bad} of {seen} records were bad ({dict(self.bad)}), more than '
+          f'max_bad_fraction={self.max_bad_fraction}; last: {message}.'
+      )
+
+  @property
+  def bad_counts(self) -> dict[str, int]:
+    return dict(self.bad)
+
+  def get_state(self) -> dict[str, Any]:
+    return {'parent': self._parent.get_state(), 'good': self.good, 'bad': dict(self.bad)}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._parent.set_state(state['parent'])
+    self.good = state['good']
+    self.bad = collections.Counter(state['bad'])
+
+
+def host_batches(
+    source,
+    *,
+    tokenizer: Tokenizer,
+    image_size: int,
+    global_batch: int,
+    seed: int,
+    train: bool = True,
+    num_workers: int = 0,
+    strict: bool = False,
+    max_bad_fraction: float = 0.01,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> HostBatches:
+  """This host's share of every global batch, as numpy arrays ('images' uint8, 'tokens',
+  'keys'). Training streams repeat forever, reshuffled each epoch; eval streams run once in
+  order (a final partial batch is dropped: evaluation pads its own batches)."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if global_batch % process_count:
+    raise ValueError(
+        f'global batch {global_batch} is not divisible by the {process_count} processes.'
+    )
+  dataset = grain.MapDataset.source(source)
+  if train:
+    dataset = dataset.shuffle(seed=seed).repeat()  # repeat() reseeds the shuffle every epoch
+  transform = functools.partial(preprocess, image_size=image_size, tokenizer=tokenizer, train=train)
+  # Augmentation randomness is keyed by the position in the *global* stream (random_map before
+  # slicing), so a sample is cropped the same way however many hosts share the work.
+  dataset = dataset.random_map(transform, seed=seed)
+  # Host h reads stream positions h, h + P, h + 2P, ...: disjoint, and together everything.
+  elements = dataset[process_index::process_count].to_iter_dataset()
+  if num_workers:
+    # grain reads absl flags when it starts workers; outside an absl app nobody parsed them.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    elements = elements.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return HostBatches(
+      iter(elements),
+      global_batch // process_count,
+      strict=strict,
+      max_bad_fraction=max_bad_fraction,
+  )
+
+
+class Batches:
+  """Global batches on the mesh for the trainer, with an exact position in the stream.
+
+  Images arrive as uint8 and are normalised on the devices. `get_state()` is what a
+  checkpoint stores; `set_state()` on a fresh pipeline continues sample for sample.
+  """
+
+  def __init__(self, host: HostBatches, mesh: Mesh, global_batch: int, dataset_size: int):
+    self.host, self.mesh = host, mesh
+    self.global_batch, self.dataset_size = global_batch, dataset_size
+    self.samples_seen = 0
+    self._normalize = jax.jit(transforms.normalize)
+
+  def __iter__(self) -> Batches:
+    return self
+
+  def __next__(self) -> dict[str, jax.Array]:
+    local = next(self.host)
+    batch = {
+        key: jax.make_array_from_process_local_data(
+            sharding.batch_sharding(self.mesh, local[key].ndim), local[key]
+        )
+        for key in ('images', 'tokens')
+    }
+    batch['images'] = self._normalize(batch['images'])
+    self.samples_seen += self.global_batch
+    return batch
+
+  @property
+  def epoch(self) -> float:
+    """Passes over the source so far (fractional)."""
+    return self.samples_seen / self.dataset_size
+
+  def metrics(self) -> dict[str, float]:
+    metrics = {'data/samples_seen': self.samples_seen, 'data/epoch': self.epoch}
+    metrics.update({f'data/bad_records/{k}': v for k, v in self.host.bad_counts.items()})
+    return metrics
+
+  def get_state(self) -> dict[str, Any]:
+    return {'host': self.host.get_state(), 'samples_seen': self.samples_seen}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self.host.set_state(state['host'])
+    self.samples_seen = state['samples_seen']
