@@ -1,0 +1,110 @@
+"""Orbax checkpoints: milestones kept forever, plus a rolling latest one for resumption.
+
+Milestones are the scaling-law points: the samples-seen values the config lists (by default
+a geometric grid, `geometric:N` = N per decade), rounded up to whole steps. Every checkpoint
+holds the train state and each host's data-iterator state (grain's handler, one file per
+process), so a resumed run continues sample for sample. Saves are asynchronous: the step
+loop goes on while orbax writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from grain import checkpoint as grain_checkpoint
+from orbax.checkpoint import checkpoint_managers
+
+from scaling_vlm.train.config import parse_count
+
+
+def milestone_samples(spec: str, total_samples: int, global_batch: int) -> list[int]:
+  """The samples-seen values of the milestone checkpoints, each a whole number of steps,
+  always ending with the final one.
+
+  `geometric:N` puts N points per decade from one batch up to the total; an explicit list
+  ('1M,2.5M,10M') names them. Counts accept the same suffixes as the config.
+  """
+  match = re.fullmatch(r'geometric:(\d+)', spec.strip())
+  if match:
+    per_decade = int(match.group(1))
+    if per_decade < 1:
+      raise ValueError(f'checkpoint.milestones={spec!r}: N in geometric:N must be >= 1.')
+    decades = math.log10(total_samples / global_batch)
+    points = np.logspace(0, decades, max(2, round(decades * per_decade) + 1)) * global_batch
+  else:
+    points = [parse_count(v, 'checkpoint.milestones') for v in spec.split(',') if v.strip()]
+  steps = {min(math.ceil(p / global_batch), total_samples // global_batch) for p in points}
+  steps.add(total_samples // global_batch)
+  return [s * global_batch for s in sorted(steps) if s > 0]
+
+
+class Checkpoints:
+  """The run's checkpoint directory. Steps index checkpoints; samples = step x batch."""
+
+  def __init__(self, directory: str, milestone_steps: list[int], async_save: bool = True):
+    self.milestone_steps = set(milestone_steps)
+    policy = checkpoint_managers.AnyPreservationPolicy(
+        [checkpoint_managers.LatestN(1), checkpoint_managers.CustomSteps(milestone_steps)]
+    )
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(directory),
+        item_names=('state', 'data'),
+        options=ocp.CheckpointManagerOptions(
+            preservation_policy=policy, enable_async_checkpointing=async_save, create=True
+        ),
+    )
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self.manager.all_steps())
+
+  def save(self, step: int, state, data_iterator) -> None:
+    self.manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain_checkpoint.CheckpointSave(data_iterator),
+        ),
+        force=True,
+    )
+
+  def restore(self, step: int, abstract_state, data_iterator=None):
+    """The state at `step`, laid out as `abstract_state` (shapes + shardings); the data
+    iterator, if given, is set to where it was."""
+    args = {'state': ocp.args.StandardRestore(abstract_state)}
+    if data_iterator is not None:
+      args['data'] = grain_checkpoint.CheckpointRestore(data_iterator)
+    restored = self.manager.restore(step, args=ocp.args.Composite(**args))
+    return restored['state']
+
+  def wait(self) -> None:
+    """Blocks until asynchronous saves are on disk."""
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_like(state):
+  """Shapes, dtypes and shardings of `state`, the target orbax restores into."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+
+def read_state(path: str, device: jax.Device | None = None):
+  """The train state in one checkpoint's `state` directory, on a single device, whatever
+  mesh or number of processes saved it: what evaluation and inspection tools read."""
+  checkpointer = ocp.StandardCheckpointer()
+  metadata = checkpointer.metadata(path).item_metadata
+  placement = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=placement), metadata
+  )
+  return checkpointer.restore(path, target)

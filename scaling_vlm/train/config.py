@@ -1,0 +1,177 @@
+"""The run config: every key a run reads, with the paper's recipe as defaults, and its checks.
+
+`configs/<family>.py:PRESET` files start from `base_config()` and set what differs. Sizes
+that are durations (`train.samples`, `train.warmup`, `cooldown.start`, ...) are written in
+samples seen and accept `1.28e9`, `3.072M`, `500k` or plain integers; `parse_count` reads
+them. `validate` rejects a bad value before anything heavy starts, naming the key and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import math
+import os
+import re
+
+import ml_collections
+
+from scaling_vlm import models
+from scaling_vlm.train import schedules
+
+SOURCES = ('synthetic', 'wds', 'arrayrecord')
+TOKENIZERS = ('word', 'clip_bpe')
+SUFFIXES = {'': 1, 'k': 1e3, 'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9, 'T': 1e12}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.model = dict(
+      name='ViT-B-32', dtype='bfloat16', attention_impl='auto', scan_layers=False, remat='none'
+  )
+  c.data = dict(
+      source='synthetic',  # synthetic | wds | arrayrecord
+      shards='',  # list, brace pattern or directory (wds, arrayrecord)
+      cache_dir='',  # where wds indices go when the shard folder is read-only
+      tokenizer='word',  # word (synthetic world) | clip_bpe
+      bpe_path='',  # bpe_simple_vocab_16e6.txt.gz for clip_bpe (see README)
+      num_workers=0,  # grain worker processes per host; 0 decodes in the main process
+      strict=False,  # stop at the first bad record instead of skipping and counting
+      max_bad_fraction=0.01,
+      seed=0,
+  )
+  c.train = dict(
+      samples='1.28e9',  # samples seen by the end of the run
+      global_batch=32768,
+      micro_batches=1,  # gradient accumulation; the update equals the full batch's
+      warmup='13M',  # samples
+      seed=0,
+  )
+  # The paper's recipe: AdamW (0.9, 0.95), weight decay 0.2, clip 1.0, warmup then cosine.
+  c.optim = dict(
+      lr=1e-3,
+      b1=0.9,
+      b2=0.95,
+      eps=1e-8,
+      weight_decay=0.2,
+      grad_clip=1.0,
+      schedule='cosine',
+      lr_floor=0.0,
+  )
+  c.cooldown = dict(
+      parent='',  # workdir of the constant-LR run to branch from
+      start='',  # samples seen at the branch point: one of the parent's checkpoints
+      shape='linear',  # linear | 1-sqrt
+  )
+  c.loss = dict(contrastive='softmax', contrastive_weight=1.0, caption_weight=2.0)
+  c.mesh = dict(data=-1, fsdp=1, tensor=1)
+  c.checkpoint = dict(
+      milestones='geometric:8',  # 'geometric:N' (N per decade of samples) or a list '1M,2M'
+      latest_every_steps=1000,  # the rolling checkpoint that resumption starts from
+      async_save=True,
+  )
+  c.log = dict(every_steps=50, tensorboard=True)
+  return c
+
+
+def parse_count(value, key: str) -> int:
+  """'1.28e9', '3.072M', '500k', 1280000 -> an integer count."""
+  text = str(value).strip()
+  match = re.fullmatch(r'([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMBGT]?)', text)
+  if not match:
+    raise ValueError(f'{key}={value!r} is not a count; write e.g. 1280000, 1.28e9, 3.072M or 500k.')
+  count = float(match.group(1)) * SUFFIXES[match.group(2)]
+  if count != math.floor(count) or count < 0:
+    raise ValueError(f'{key}={value!r} must be a non-negative whole number of samples.')
+  return int(count)
+
+
+def _choice(config, key: str, choices) -> None:
+  value = config
+  for part in key.split('.'):
+    value = value[part]
+  if value not in choices:
+    raise ValueError(f'{key}={value!r} is not allowed; choose one of {list(choices)}.')
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Rejects what cannot run, naming the key and what is allowed."""
+  models.get_config(config.model.name)  # unknown names list close matches
+  _choice(config, 'model.dtype', ('float32', 'bfloat16'))
+  _choice(config, 'model.attention_impl', ('auto', 'xla', 'cudnn'))
+  _choice(config, 'model.remat', ('none', 'full', 'dots'))
+  _choice(config, 'data.source', SOURCES)
+  _choice(config, 'data.tokenizer', TOKENIZERS)
+  _choice(config, 'optim.schedule', schedules.SCHEDULES)
+  _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
+  _choice(config, 'loss.contrastive', ('softmax', 'sigmoid'))
+  for key in ('train.samples', 'train.warmup'):
+    parse_count(config[key.split('.')[0]][key.split('.')[1]], key)
+  if config.data.source != 'synthetic' and not config.data.shards:
+    raise ValueError(
+        f'data.source={config.data.source!r} needs data.shards (a list, a brace '
+        "pattern like 'data/{00000..00099}.tar' or a directory)."
+    )
+  if config.data.tokenizer == 'clip_bpe' and not config.data.bpe_path:
+    raise ValueError(
+        'data.tokenizer=clip_bpe needs data.bpe_path: the path of '
+        'bpe_simple_vocab_16e6.txt.gz (see README, "Data").'
+    )
+  if config.optim.schedule == 'cooldown' and not (config.cooldown.parent and config.cooldown.start):
+    raise ValueError(
+        "optim.schedule=cooldown needs cooldown.parent (the constant run's "
+        'workdir) and cooldown.start (samples seen at the branch point).'
+    )
+  batch, micro = config.train.global_batch, config.train.micro_batches
+  if batch <= 0 or micro <= 0 or batch % micro:
+    raise ValueError(
+        f'train.global_batch={batch} must be a positive multiple of '
+        f'train.micro_batches={micro}.'
+    )
+
+
+def check_batch_fits_mesh(config: ml_collections.ConfigDict, mesh) -> None:
+  """Each micro-batch must split evenly over the data-parallel shards (data x fsdp)."""
+  rows = config.train.global_batch // config.train.micro_batches
+  shards = mesh.shape['data'] * mesh.shape['fsdp']
+  if rows % shards:
+    raise ValueError(
+        f'train.global_batch={config.train.global_batch} / train.micro_batches='
+        f'{config.train.micro_batches} = {rows} rows is not divisible by the {shards} '
+        f'data-parallel shards (mesh data x fsdp = {mesh.shape["data"]} x {mesh.shape["fsdp"]}).'
+    )
+
+
+def check_override_keys(config: ml_collections.ConfigDict, argv: list[str]) -> None:
+  """`--config.a.b=v` for a key the config does not have: an error with the close matches
+  (ml_collections would only raise a bare AttributeError)."""
+  known = set(_flat_keys(config))
+  for arg in argv:
+    match = re.match(r'--config\.([\w.]+)=', arg)
+    if match and match.group(1) not in known:
+      close = difflib.get_close_matches(match.group(1), known, n=3)
+      hint = f' Did you mean {", ".join(close)}?' if close else ''
+      raise ValueError(
+          f'Unknown config key {match.group(1)!r}.{hint} '
+          f'Known keys: {", ".join(sorted(known))}.'
+      )
+
+
+def _flat_keys(config, prefix: str = ''):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _flat_keys(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}'
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """`path/to/family.py[:preset]` -> the config its `get_config(preset)` returns."""
+  path, _, preset = spec.partition(':')
+  if not os.path.exists(path):
+    raise ValueError(f'config file {path!r} does not exist (from --config={spec}).')
+  module_spec = importlib.util.spec_from_file_location('run_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(preset) if preset else module.get_config()

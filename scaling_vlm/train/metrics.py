@@ -1,0 +1,65 @@
+"""Run metrics: JSON lines in the workdir, TensorBoard event files, and a progress line.
+
+Only process 0 writes. TensorBoard goes through tensorboardX when it is installed (it needs
+no TensorFlow); the JSON lines are always there and are what tools read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import jax
+
+log = logging.getLogger(__name__)
+
+
+class MetricsWriter:
+
+  def __init__(self, workdir: str, tensorboard: bool = True):
+    self.enabled = jax.process_index() == 0
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.tensorboard = None
+    if self.enabled and tensorboard:
+      try:
+        from tensorboardX import SummaryWriter  # optional: pip install tensorboardX
+      except ImportError:
+        log.info('tensorboardX is not installed; writing JSON lines only.')
+      else:
+        self.tensorboard = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    with open(self.path, 'a') as f:
+      f.write(json.dumps({'step': step, 'time': time.time(), **metrics}) + '\n')
+    if self.tensorboard is not None:
+      for name, value in metrics.items():
+        self.tensorboard.add_scalar(name, value, step)
+      self.tensorboard.flush()
+
+  def close(self) -> None:
+    if self.tensorboard is not None:
+      self.tensorboard.close()
+
+
+def read(workdir: str) -> list[dict]:
+  """Every metrics row of a run, in order."""
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def progress_line(metrics: dict[str, float], total_samples: int) -> str:
+  eta = metrics.get('perf/eta_s', float('nan'))
+  mfu = metrics.get('perf/mfu')
+  parts = [
+      f"samples {metrics['data/samples_seen']:,.0f}/{total_samples:,.0f}",
+      f"loss {metrics['train/loss']:.4f}",
+      f"{metrics['perf/samples_per_s']:,.1f} samples/s",
+      f"data wait {metrics['perf/data_wait_fraction']:.0%}",
+      f'MFU {mfu:.1%}' if mfu is not None else 'MFU n/a',
+      f'ETA {eta / 60:.1f} min',
+  ]
+  return ' | '.join(parts)

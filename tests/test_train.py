@@ -1,0 +1,185 @@
+"""The trainer: learning, sharding equivalence, accumulation, schedules and configs."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from configs import presets
+from scaling_vlm import models, sharding
+from scaling_vlm.data import pipeline, sources
+from scaling_vlm.train import config as config_lib
+from scaling_vlm.train import losses, metrics, schedules, step as step_lib, trainer
+
+
+def tiny_config(model='tiny-1', steps=20, batch=16, **overrides):
+  config = presets.make('mammut' if model.startswith('mammut') else 'clip', model)
+  config.train.global_batch = batch
+  config.train.samples = str(steps * batch)
+  config.train.warmup = str(2 * batch)
+  config.log.every_steps = 1
+  config.log.tensorboard = False
+  config.checkpoint.latest_every_steps = 5
+  for key, value in overrides.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  return config
+
+
+@pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
+def test_tiny_models_learn(tmp_path, model):
+  config = tiny_config(model, steps=50, batch=32, **{'optim.lr': 3e-3})
+  trainer.train(config, str(tmp_path))
+  losses_ = [row['train/loss'] for row in metrics.read(str(tmp_path))]
+  assert len(losses_) == 50
+  assert np.mean(losses_[-10:]) < np.mean(losses_[:10]) - 0.1, losses_
+  assert sorted(trainer.checkpoints_lib.Checkpoints(str(tmp_path / 'checkpoints'), []).all_steps())
+
+
+def run_steps(config, mesh, n):
+  """`n` train steps of `config` on `mesh` through the real pipeline; returns the metrics."""
+  arch = trainer.model_config(config)
+  plan = trainer.RunPlan.from_config(config)
+  schedule = schedules.learning_rate(
+      'const', peak=1e-3, warmup_steps=plan.warmup_steps, total_steps=plan.total_steps
+  )
+  optimizer = step_lib.adamw(schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
+  graphdef, state = trainer.create_train_state(arch, optimizer, mesh, seed=0)
+  host = pipeline.host_batches(
+      sources.make_source(config.data, arch.vision.image_size),
+      tokenizer=sources.make_tokenizer(config.data, arch.text),
+      image_size=arch.vision.image_size,
+      global_batch=plan.global_batch,
+      seed=0,
+  )
+  batches = pipeline.Batches(host, mesh, plan.global_batch, 10**9)
+  step = step_lib.make_train_step(graphdef, optimizer, schedule, losses.LossConfig(), mesh=mesh)
+  out = []
+  with jax.set_mesh(mesh):
+    for _ in range(n):
+      state, m = step(state, next(batches))
+      out.append(float(m['loss']))
+  return out
+
+
+@pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
+def test_one_device_and_eight_give_the_same_losses(model):
+  config = tiny_config(model, batch=16)
+  single = run_steps(config, sharding.make_mesh(data=1, devices=jax.devices()[:1]), 6)
+  data_parallel = run_steps(config, sharding.make_mesh(data=8), 6)
+  fsdp = run_steps(config, sharding.make_mesh(data=2, fsdp=4), 6)
+  np.testing.assert_allclose(data_parallel, single, atol=1e-4)
+  np.testing.assert_allclose(fsdp, single, atol=1e-4)
+  assert single[-1] != single[0]  # the parameters did move
+
+
+@pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
+def test_gradient_accumulation_equals_one_large_batch(model):
+  mesh = sharding.make_mesh(data=4, fsdp=2)
+  arch = models.get_config(model)
+  model = sharding.create_sharded(lambda: models.build(arch), mesh)
+  if model.config.arch == 'mammut':  # a zero LM head would hide caption-gradient mistakes
+    head = model.decoder.lm_head.kernel
+    head[...] = 0.1 * jax.random.normal(jax.random.key(3), head.shape)
+  graphdef, params = nnx.split(model)
+  with jax.set_mesh(mesh):
+    k = jax.random.split(jax.random.key(0), 2)
+    batch = {
+        'images': jax.random.normal(k[0], (64, 64, 64, 3)),
+        'tokens': jax.random.randint(k[1], (64, 32), 1, 1022).at[:, 12:].set(0),
+    }
+    batch = {k: jax.device_put(v, sharding.batch_sharding(mesh, v.ndim)) for k, v in batch.items()}
+    fn = jax.jit(
+        step_lib.loss_and_grads, static_argnums=(0, 3), static_argnames=('mesh', 'micro_batches')
+    )
+    full_metrics, full = fn(graphdef, params, batch, losses.LossConfig(), mesh=mesh)
+    accum_metrics, accum = fn(
+        graphdef, params, batch, losses.LossConfig(), mesh=mesh, micro_batches=4
+    )
+  for key in full_metrics:
+    np.testing.assert_allclose(accum_metrics[key], full_metrics[key], rtol=1e-5, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), accum, full)
+  assert optax.global_norm(full) > 0
+
+
+def test_cooldown_branch_starts_at_the_parents_milestone(tmp_path):
+  parent = tiny_config(steps=20, **{'optim.schedule': 'const', 'checkpoint.milestones': '160,320'})
+  trainer.train(parent, str(tmp_path / 'parent'))
+  branch = tiny_config(
+      steps=16,
+      **{
+          'optim.schedule': 'cooldown',
+          'cooldown.parent': str(tmp_path / 'parent'),
+          'cooldown.start': '160',
+          'cooldown.shape': '1-sqrt',
+      },
+  )
+  trainer.train(branch, str(tmp_path / 'branch'))
+  rows = {r['step']: r for r in metrics.read(str(tmp_path / 'parent'))}
+  branch_rows = metrics.read(str(tmp_path / 'branch'))
+  assert [r['step'] for r in branch_rows] == list(range(11, 17))
+  # Its first step is the parent's step 11: same parameters, data position and LR.
+  assert branch_rows[0]['train/loss'] == rows[11]['train/loss']
+  lrs = [r['train/lr'] for r in branch_rows]
+  assert lrs[0] == pytest.approx(parent.optim.lr) and all(np.diff(lrs) < 0)
+  schedule = schedules.learning_rate(
+      'cooldown',
+      peak=1e-3,
+      warmup_steps=2,
+      total_steps=16,
+      cooldown_start=10,
+      cooldown_shape='1-sqrt',
+  )
+  assert float(schedule(16)) == 0.0  # the floor, reached at the end
+  assert float(schedule(13)) == pytest.approx(1e-3 * (1 - np.sqrt(0.5)))
+
+
+def test_schedules():
+  cosine = schedules.learning_rate('cosine', peak=1.0, warmup_steps=10, total_steps=110, floor=0.1)
+  assert float(cosine(0)) == 0 and float(cosine(5)) == pytest.approx(0.5)
+  assert float(cosine(10)) == pytest.approx(1.0) and float(cosine(60)) == pytest.approx(0.55)
+  assert float(cosine(110)) == pytest.approx(0.1)
+  const = schedules.learning_rate('const', peak=1.0, warmup_steps=10, total_steps=110)
+  assert float(const(100)) == 1.0
+  with pytest.raises(ValueError, match=r"schedule 'step' is not allowed"):
+    schedules.learning_rate('step', peak=1.0, warmup_steps=0, total_steps=1)
+
+
+def test_milestones_are_geometric_whole_steps_ending_at_the_total():
+  from scaling_vlm.train.checkpoints import milestone_samples
+
+  samples = milestone_samples('geometric:2', 100_000, 100)
+  assert samples[-1] == 100_000 and all(s % 100 == 0 for s in samples)
+  assert samples == [100, 400, 1000, 3200, 10_000, 31_700, 100_000]
+  assert milestone_samples('1k, 2.5k', 10_000, 100) == [1000, 2500, 10_000]
+
+
+def test_durations_in_samples():
+  assert config_lib.parse_count('3.072M', 'k') == 3_072_000
+  assert config_lib.parse_count('1.28e9', 'k') == 1_280_000_000
+  with pytest.raises(ValueError, match=r"train.samples='12 epochs' is not a count"):
+    config_lib.parse_count('12 epochs', 'train.samples')
+
+
+def test_bad_configs_name_the_key():
+  config = tiny_config()
+  with pytest.raises(ValueError, match=r"Unknown config key 'optim.learning_rate'.*optim.lr"):
+    config_lib.check_override_keys(config, ['--config.optim.learning_rate=1e-3'])
+  config.model.dtype = 'fp16'
+  with pytest.raises(ValueError, match=r"model.dtype='fp16' is not allowed.*bfloat16"):
+    config_lib.validate(config)
+  config = tiny_config(batch=12)
+  with pytest.raises(ValueError, match=r'12 rows is not divisible by the 8 data-parallel'):
+    config_lib.check_batch_fits_mesh(config, sharding.make_mesh(data=8))
+  config = tiny_config(**{'optim.schedule': 'cooldown'})
+  with pytest.raises(ValueError, match=r'cooldown needs cooldown.parent'):
+    config_lib.validate(config)
+  with pytest.raises(ValueError, match=r"'mammut_ViT-B-32' is not a clip model"):
+    presets.make('clip', 'mammut_ViT-B-32')
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+  trainer.write_config(tiny_config(), str(tmp_path))
+  with pytest.raises(ValueError, match=r'differs in: optim.lr'):
+    trainer.write_config(tiny_config(**{'optim.lr': 5e-3}), str(tmp_path))
