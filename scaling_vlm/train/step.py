@@ -69,7 +69,7 @@ def make_train_step(
     model = nnx.merge(graphdef, optax.apply_updates(state.params, updates))
     model.logit_scale.clamp()
     params = nnx.state(model)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     # A non-finite loss or gradient leaves the state as it was; the loop sees `finite` and
     # stops, so the last good state (and every checkpoint) stays intact.
     finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(grad_norm)
