@@ -133,10 +133,11 @@ def test_bad_records_are_skipped_and_counted(tmp_path, caplog):
       seed=0,
       train=False,
       max_bad_fraction=0.5,
+      prefetch=0,
   )
   batch = next(it)
   assert sorted(batch['keys']) == [f'{i:05d}' for i in range(12) if i not in (3, 7)]
-  assert it.bad_counts == {'undecodable image': 1, 'missing caption': 1}
+  assert batch['bad_records'] == {'undecodable image': 1, 'missing caption': 1}
   assert '00000.tar:00003' in caplog.text and '00000.tar:00007' in caplog.text
   state = it.get_state()  # the counts are part of the resumable state
   assert state['bad'] == {'undecodable image': 1, 'missing caption': 1}
@@ -156,21 +157,22 @@ def test_too_many_bad_records_stop_the_run(tmp_path):
   corrupt_shard(tmp_path / '00000.tar')
   source = WdsSource(str(tmp_path / '00000.tar'))
   it = pipeline.host_batches(
-      source, tokenizer=TOKENIZER, image_size=32, global_batch=4, seed=0, max_bad_fraction=0.01
+      source,
+      tokenizer=TOKENIZER,
+      image_size=32,
+      global_batch=4,
+      seed=0,
+      max_bad_fraction=0.01,
+      min_records=10,
   )
-  it.min_records = 10
   with pytest.raises(pipeline.DataError, match=r'more than max_bad_fraction=0\.01'):
     for _ in range(10):
       next(it)
 
 
-def test_random_resized_crop_boxes(monkeypatch):
-  boxes = []
-  monkeypatch.setattr(transforms, '_resize_box', lambda image, size, box: boxes.append(box))
-  image = Image.new('RGB', (100, 90))
+def test_random_resized_crop_boxes():
   rng = np.random.default_rng(0)
-  for _ in range(200):
-    transforms.random_resized_crop(image, 32, rng)
+  boxes = [transforms.random_crop_box(100, 90, rng) for _ in range(200)]
   for left, top, right, bottom in boxes:
     w, h = right - left, bottom - top
     assert 0 <= left and right <= 100 and 0 <= top and bottom <= 90
@@ -178,9 +180,7 @@ def test_random_resized_crop_boxes(monkeypatch):
     assert 3 / 4 - 0.03 <= w / h <= 4 / 3 + 0.03
   assert len({b[:2] for b in boxes}) > 10  # positions vary
   # Too wide for any box of 90% area within the aspect range: torchvision's centre fallback.
-  boxes.clear()
-  transforms.random_resized_crop(Image.new('RGB', (120, 80)), 32, rng)
-  assert boxes == [(6, 0, 113, 80)]
+  assert transforms.random_crop_box(120, 80, rng) == (6, 0, 113, 80)
 
 
 def test_eval_crop_is_the_centre():

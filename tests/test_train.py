@@ -187,8 +187,9 @@ def test_resuming_with_another_config_is_refused(tmp_path):
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
   # An absurd LR blows the weights up after the first update; the loss then overflows.
-  config = tiny_config(steps=20, **{'optim.lr': 1e12, 'train.warmup': '0',
-                                    'checkpoint.latest_every_steps': 1})
+  config = tiny_config(
+      steps=20, **{'optim.lr': 1e12, 'train.warmup': '0', 'checkpoint.latest_every_steps': 1}
+  )
   with pytest.raises(trainer.NonFiniteError, match=r'last checkpoint \(step \d+\) is intact'):
     trainer.train(config, str(tmp_path))
   ckpts = trainer.checkpoints_lib.Checkpoints(str(tmp_path / 'checkpoints'), [])

@@ -100,7 +100,11 @@ class HostBatches(grain.DatasetIterator):
       else:
         self.good += 1
         elements.append(element)
-    return {key: np.stack([e[key] for e in elements]) for key in elements[0]}
+    batch = {key: np.stack([e[key] for e in elements]) for key in elements[0]}
+    # The counts so far travel with the batch, so whoever consumes it (past any prefetch
+    # buffer) sees the counts as of that batch.
+    batch['bad_records'] = dict(self.bad)
+    return batch
 
   def _count_bad(self, record: BadRecord) -> None:
     reason = record.reason.split(' (')[0]  # group 'undecodable image (...)' by kind
@@ -117,10 +121,6 @@ class HostBatches(grain.DatasetIterator):
           f'{total_bad} of {seen} records were bad ({dict(self.bad)}), more than '
           f'max_bad_fraction={self.max_bad_fraction}; last: {message}.'
       )
-
-  @property
-  def bad_counts(self) -> dict[str, int]:
-    return dict(self.bad)
 
   def get_state(self) -> dict[str, Any]:
     return {'parent': self._parent.get_state(), 'good': self.good, 'bad': dict(self.bad)}
@@ -142,12 +142,16 @@ def host_batches(
     num_workers: int = 0,
     strict: bool = False,
     max_bad_fraction: float = 0.01,
+    min_records: int = 1000,
+    prefetch: int = 2,
     process_index: int | None = None,
     process_count: int | None = None,
-) -> HostBatches:
+) -> grain.DatasetIterator:
   """This host's share of every global batch, as numpy arrays ('images' uint8, 'tokens',
-  'keys'). Training streams repeat forever, reshuffled each epoch; eval streams run once in
-  order (a final partial batch is dropped: evaluation pads its own batches)."""
+  'keys') plus the bad-record counts so far ('bad_records'). Training streams repeat forever,
+  reshuffled each epoch; eval streams run once in order (a final partial batch is dropped:
+  evaluation pads its own batches). `prefetch` batches are prepared in a background thread
+  while the devices compute; the iterator state still counts only what was consumed."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch % process_count:
@@ -168,12 +172,27 @@ def host_batches(
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
     elements = elements.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
-  return HostBatches(
-      iter(elements),
+  batches = _HostBatchDataset(
+      elements,
       global_batch // process_count,
       strict=strict,
       max_bad_fraction=max_bad_fraction,
+      min_records=min_records,
   )
+  if prefetch:
+    batches = grain.experimental.ThreadPrefetchIterDataset(batches, prefetch_buffer_size=prefetch)
+  return iter(batches)
+
+
+class _HostBatchDataset(grain.IterDataset):
+  """`HostBatches` as a dataset, so that grain's thread prefetch can wrap it."""
+
+  def __init__(self, parent: grain.IterDataset, batch_size: int, **options):
+    super().__init__(parent)
+    self.batch_size, self.options = batch_size, options
+
+  def __iter__(self) -> HostBatches:
+    return HostBatches(self._parent.__iter__(), self.batch_size, **self.options)
 
 
 class Batches:
@@ -183,10 +202,11 @@ class Batches:
   checkpoint stores; `set_state()` on a fresh pipeline continues sample for sample.
   """
 
-  def __init__(self, host: HostBatches, mesh: Mesh, global_batch: int, dataset_size: int):
+  def __init__(self, host: grain.DatasetIterator, mesh: Mesh, global_batch: int, dataset_size: int):
     self.host, self.mesh = host, mesh
     self.global_batch, self.dataset_size = global_batch, dataset_size
     self.samples_seen = 0
+    self.bad_records: dict[str, int] = {}
     self._normalize = jax.jit(transforms.normalize)
 
   def __iter__(self) -> Batches:
@@ -194,6 +214,7 @@ class Batches:
 
   def __next__(self) -> dict[str, jax.Array]:
     local = next(self.host)
+    self.bad_records = local['bad_records']
     batch = {
         key: jax.make_array_from_process_local_data(
             sharding.batch_sharding(self.mesh, local[key].ndim), local[key]
@@ -211,7 +232,7 @@ class Batches:
 
   def metrics(self) -> dict[str, float]:
     metrics = {'data/samples_seen': self.samples_seen, 'data/epoch': self.epoch}
-    metrics.update({f'data/bad_records/{k}': v for k, v in self.host.bad_counts.items()})
+    metrics.update({f'data/bad_records/{k}': v for k, v in self.bad_records.items()})
     return metrics
 
   def get_state(self) -> dict[str, Any]:

@@ -33,16 +33,21 @@ def to_pil(image: bytes | np.ndarray, size_hint: int) -> Image.Image:
   return pil.convert('RGB')
 
 
-def random_resized_crop(
-    image: Image.Image,
-    size: int,
+def random_resized_crop(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
+  """torchvision's RandomResizedCrop: a random box (see `random_crop_box`) resized (bicubic)
+  to size x size."""
+  return _resize_box(image, size, random_crop_box(*image.size, rng))
+
+
+def random_crop_box(
+    width: int,
+    height: int,
     rng: np.random.Generator,
     scale: tuple[float, float] = CROP_SCALE,
     ratio: tuple[float, float] = CROP_RATIO,
-) -> np.ndarray:
-  """torchvision's RandomResizedCrop: a random box of `scale` of the area and `ratio` aspect,
-  resized (bicubic) to size x size; falls back to a centre crop after 10 failed draws."""
-  width, height = image.size
+) -> tuple[int, int, int, int]:
+  """A box of `scale` of the area and `ratio` aspect at a random place; after 10 failed
+  draws, the largest centred box whose aspect lies within `ratio` (torchvision's rule)."""
   area = width * height
   for _ in range(10):
     target = area * rng.uniform(*scale)
@@ -52,8 +57,7 @@ def random_resized_crop(
     if 0 < w <= width and 0 < h <= height:
       top = int(rng.integers(0, height - h + 1))
       left = int(rng.integers(0, width - w + 1))
-      return _resize_box(image, size, (left, top, left + w, top + h))
-  # Fallback: the largest centred box whose aspect lies within `ratio`.
+      return left, top, left + w, top + h
   aspect = width / height
   if aspect < ratio[0]:
     w, h = width, round(width / ratio[0])
@@ -62,7 +66,7 @@ def random_resized_crop(
   else:
     w, h = width, height
   left, top = (width - w) // 2, (height - h) // 2
-  return _resize_box(image, size, (left, top, left + w, top + h))
+  return left, top, left + w, top + h
 
 
 def center_crop(image: Image.Image, size: int) -> np.ndarray:

@@ -74,8 +74,10 @@ class RunPlan:
           s // batch for s in checkpoints_lib.milestone_samples(spec, total_samples, batch)
       )
     if warmup_steps >= total_steps:
-      raise ValueError(f'train.warmup={config.train.warmup} is not shorter than '
-                       f'train.samples={config.train.samples}; shorten the warmup.')
+      raise ValueError(
+          f'train.warmup={config.train.warmup} is not shorter than '
+          f'train.samples={config.train.samples}; shorten the warmup.'
+      )
     return cls(batch, total_steps, warmup_steps, milestones, cooldown_start)
 
 
