@@ -186,7 +186,7 @@ def test_random_resized_crop_boxes():
 def test_eval_crop_is_the_centre():
   pixels = np.zeros((40, 80, 3), np.uint8)
   pixels[:, 20:60] = 255  # the central 40 x 40 square is white
-  out = transforms.center_crop(Image.fromarray(pixels), 20)
+  out = transforms.center_crop(pixels, 20)
   assert out.shape == (20, 20, 3) and out.min() > 200  # bicubic rings slightly at the edge
 
 

@@ -10,7 +10,8 @@
 2. The synthetic world at 64 px: rendering alone, and through the pipeline (crop, tokenize).
 
 One line per measurement: the median images/s of `--repeats` passes over the data (the
-shards are read from the page cache after the first), with the spread.
+shards are read from the page cache after the first), with the spread. For per-core figures
+pin the process: `taskset -c 0 python experiments/benchmarks/data_throughput.py`.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def reference_pass(shards: list[str], count: int, image_size: int) -> float:
         elif ext == 'jpg':
           images[key] = data
       for key, data in images.items():
-        image = Image.open(io.BytesIO(data)).convert('RGB')
+        image = np.asarray(Image.open(io.BytesIO(data)).convert('RGB'))
         pixels = transforms.random_resized_crop(image, image_size, rng)
         tokens = TOKENIZER(captions[key])
         done += pixels.size > 0 and tokens.size > 0
@@ -87,6 +88,8 @@ def reference_pass(shards: list[str], count: int, image_size: int) -> float:
 
 def synthetic_render(count: int, image_size: int) -> float:
   world = synthetic.SyntheticWorld(seed=2, image_size=image_size)
+  for i in range(count, count + 3000):  # fills the shape-mask cache, as a long run would
+    world[i]
   start = time.perf_counter()
   for i in range(count):
     world[i]

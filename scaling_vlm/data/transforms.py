@@ -1,7 +1,10 @@
 """Per-sample image transforms (open_clip's): decode, train and eval crops, normalisation.
 
-Everything here runs on the host in grain workers, on uint8 images; normalisation to CLIP's
-mean/std happens on the device (`normalize`), so the host sends 4x fewer bytes.
+Everything here runs on the host in grain workers, on uint8 (H, W, 3) RGB arrays;
+normalisation to CLIP's mean/std happens on the device (`normalize`), so the host sends 4x
+fewer bytes. JPEGs decode with libjpeg-turbo (simplejpeg: strict, so a truncated file is an
+error rather than a grey patch, and DCT-domain downscaling for large photos) and crops resize
+with OpenCV: together about 3x faster than PIL, which handles the other formats.
 """
 
 from __future__ import annotations
@@ -9,9 +12,14 @@ from __future__ import annotations
 import io
 import math
 
+import cv2
 import jax.numpy as jnp
 import numpy as np
+import simplejpeg
 from PIL import Image
+
+# Parallelism comes from grain's workers; a resize must not also spawn threads per call.
+cv2.setNumThreads(1)
 
 # OpenAI CLIP's normalisation, used by open_clip for every model in the paper.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -22,21 +30,23 @@ CROP_SCALE = (0.9, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
 
 
-def to_pil(image: bytes | np.ndarray, size_hint: int) -> Image.Image:
-  """An RGB PIL image from encoded bytes or a uint8 array. For JPEGs, `draft` lets libjpeg
-  decode at a reduced scale that is still at least `size_hint` on the short side: a large
-  photo destined for 224 px decodes several times faster."""
+def decode(image: bytes | np.ndarray, size_hint: int) -> np.ndarray:
+  """uint8 RGB (H, W, 3) from encoded bytes or an array. A JPEG larger than needed decodes
+  at a reduced DCT scale that keeps both sides >= `size_hint`. Raises ValueError or OSError
+  on corrupt or truncated data."""
   if isinstance(image, np.ndarray):
-    return Image.fromarray(image)
-  pil = Image.open(io.BytesIO(image))
-  pil.draft('RGB', (size_hint, size_hint))
-  return pil.convert('RGB')
+    return image
+  if image[:2] == b'\xff\xd8':  # JPEG
+    return simplejpeg.decode_jpeg(image, 'RGB', min_height=size_hint, min_width=size_hint)
+  with Image.open(io.BytesIO(image)) as pil:
+    return np.asarray(pil.convert('RGB'))
 
 
-def random_resized_crop(image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
-  """torchvision's RandomResizedCrop: a random box (see `random_crop_box`) resized (bicubic)
-  to size x size."""
-  return _resize_box(image, size, random_crop_box(*image.size, rng))
+def random_resized_crop(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+  """torchvision's RandomResizedCrop: a random box (see `random_crop_box`) resized to
+  size x size."""
+  height, width = pixels.shape[:2]
+  return _resize_box(pixels, size, random_crop_box(width, height, rng))
 
 
 def random_crop_box(
@@ -69,18 +79,24 @@ def random_crop_box(
   return left, top, left + w, top + h
 
 
-def center_crop(image: Image.Image, size: int) -> np.ndarray:
-  """Eval transform: resize the short side to `size` (bicubic), then crop the centre."""
-  width, height = image.size
+def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
+  """Eval transform: the central square, resized to size x size (open_clip's resize of the
+  short side followed by a centre crop)."""
+  height, width = pixels.shape[:2]
   side = min(width, height)
   left, top = (width - side) // 2, (height - side) // 2
-  return _resize_box(image, size, (left, top, left + side, top + side))
+  return _resize_box(pixels, size, (left, top, left + side, top + side))
 
 
-def _resize_box(image: Image.Image, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
-  if image.size == (size, size) and box == (0, 0, size, size):
-    return np.asarray(image)
-  return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
+def _resize_box(pixels: np.ndarray, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
+  left, top, right, bottom = box
+  crop = pixels[top:bottom, left:right]
+  if crop.shape[:2] == (size, size):
+    return np.ascontiguousarray(crop)
+  # Bicubic as open_clip; area averaging when shrinking 2x or more, where bicubic aliases.
+  shrink = min(crop.shape[0], crop.shape[1]) >= 2 * size
+  interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+  return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
 def normalize(images: jnp.ndarray, dtype=jnp.float32) -> jnp.ndarray:

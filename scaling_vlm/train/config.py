@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
       tokenizer='word',  # word (synthetic world) | clip_bpe
       bpe_path='',  # bpe_simple_vocab_16e6.txt.gz for clip_bpe (see README)
       num_workers=0,  # grain worker processes per host; 0 decodes in the main process
+      read_threads=4,  # decoding threads per process (JPEG decoding releases the GIL)
       strict=False,  # stop at the first bad record instead of skipping and counting
       max_bad_fraction=0.01,
       seed=0,

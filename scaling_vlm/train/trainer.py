@@ -196,6 +196,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       global_batch=plan.global_batch,
       seed=config.data.seed,
       num_workers=config.data.num_workers,
+      read_threads=config.data.read_threads,
       strict=config.data.strict,
       max_bad_fraction=config.data.max_bad_fraction,
   )
