@@ -27,6 +27,7 @@ def tiny(config, name: str):
   config.model.dtype = 'float32'
   config.data.source = 'synthetic'
   config.data.tokenizer = 'word'
+  config.data.read_threads = 0  # rendering holds the GIL: read threads would only contend
   config.train.global_batch = 64
   config.train.samples = '64k'
   config.train.warmup = '2k'
