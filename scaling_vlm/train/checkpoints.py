@@ -16,6 +16,7 @@ import re
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
 
@@ -108,3 +109,19 @@ def read_state(path: str, device: jax.Device | None = None):
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=placement), metadata
   )
   return checkpointer.restore(path, target)
+
+
+def load_params(model: nnx.Module, state_dir: str) -> nnx.Module:
+  """`model` with the parameters of a checkpoint's `state` directory (any mesh saved it)."""
+
+  def pure(tree):  # orbax's nested dicts -> nnx's pure dict: list indices int, no 'value'
+    if not isinstance(tree, dict):
+      return tree
+    if set(tree) == {'value'}:
+      return tree['value']
+    return {int(k) if k.isdigit() else k: pure(v) for k, v in tree.items()}
+
+  state = nnx.state(model)
+  nnx.replace_by_pure_dict(state, pure(read_state(state_dir)['params']))
+  nnx.update(model, state)
+  return model

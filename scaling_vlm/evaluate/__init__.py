@@ -1,0 +1,2 @@
+"""Evaluation of trained models: zero-shot classification (more tasks and checkpoint
+evaluation arrive with the evaluation work)."""
