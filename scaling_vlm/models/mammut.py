@@ -19,7 +19,7 @@ from flax import nnx
 
 from scaling_vlm.models import layers
 from scaling_vlm.models.config import ModelConfig
-from scaling_vlm.models.text import token_embedding
+from scaling_vlm.models.text import text_block, token_embedding
 from scaling_vlm.models.vit import VisionTower
 
 
@@ -28,17 +28,7 @@ class DecoderUnit(nnx.Module):
   the decoder is a stack of identical units, so it can be scanned."""
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
-    t = config.text
-    block = functools.partial(
-        layers.Block,
-        t.width,
-        t.heads,
-        t.mlp_width,
-        depth=t.layers,
-        dtype=jnp.dtype(config.dtype),
-        impl=config.attention_impl,
-        rngs=rngs,
-    )
+    block = functools.partial(text_block, config, rngs)
     # Smaller MaMMUTs drop the MLP of a self-attention block that cross-attention follows.
     self.self_attn = nnx.List(
         [block(mlp=i > 0 or config.mlp_before_cross_attn) for i in range(config.cross_attn_ratio)]

@@ -20,22 +20,18 @@ def token_embedding(t: TextConfig, dtype, rngs: nnx.Rngs) -> nnx.Embed:
   )
 
 
-def text_blocks(config: ModelConfig, rngs: nnx.Rngs) -> layers.Stack:
+def text_block(config: ModelConfig, rngs: nnx.Rngs, **options) -> layers.Block:
+  """One pre-LN block of the text width; `options` (cross, mlp) as `layers.Block`."""
   t = config.text
-  return layers.Stack(
-      lambda r: layers.Block(
-          t.width,
-          t.heads,
-          t.mlp_width,
-          depth=t.layers,
-          dtype=jnp.dtype(config.dtype),
-          impl=config.attention_impl,
-          rngs=r,
-      ),
-      t.layers,
-      scan=config.scan_layers,
-      remat=config.remat,
+  return layers.Block(
+      t.width,
+      t.heads,
+      t.mlp_width,
+      depth=t.layers,
+      dtype=jnp.dtype(config.dtype),
+      impl=config.attention_impl,
       rngs=rngs,
+      **options,
   )
 
 
@@ -51,7 +47,13 @@ class TextTower(nnx.Module):
     self.positional_embedding = layers.embedding(
         rngs, (t.context_length, t.width), 0.01, (None, 'embed')
     )
-    self.blocks = text_blocks(config, rngs)
+    self.blocks = layers.Stack(
+        lambda r: text_block(config, r),
+        t.layers,
+        scan=config.scan_layers,
+        remat=config.remat,
+        rngs=rngs,
+    )
     self.ln_final = layers.layer_norm(t.width, dtype, rngs)
     self.text_projection = layers.embedding(
         rngs, (t.width, config.embed_dim), t.width**-0.5, ('embed', 'proj')
