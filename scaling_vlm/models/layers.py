@@ -25,7 +25,7 @@ LAYERS_AXIS = 'layers'
 
 
 def init(initializer: Callable, *axes: str | None) -> Callable:
-  """An initializer annotated with logical axis names, resolved later by the trainer."""
+  """An initializer annotated with logical axis names, resolved by `scaling_vlm.sharding`."""
   # eager_sharding=False: the model is built without a mesh; sharding.py places it.
   return nnx.with_partitioning(initializer, axes, eager_sharding=False)
 
