@@ -8,54 +8,21 @@ similar to.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from scaling_vlm.data import transforms
-
-Tokenizer = Callable[[Sequence[str]], np.ndarray]
-
-
-@nnx.jit
-def _encode_text(model, tokens):
-  return model.encode_text(tokens)
-
-
-@nnx.jit
-def _encode_image(model, images):
-  return model.encode_image(transforms.normalize(images))
+from scaling_vlm.evaluate.embeddings import Tokenizer, image_embeddings, text_embeddings
 
 
 def classifier(
     model, tokenizer: Tokenizer, classnames: Sequence[str], templates: Sequence[str]
-) -> jax.Array:
+) -> np.ndarray:
   """(embed, classes) unit-norm class embeddings from every template of every class name."""
   prompts = [template.format(c=name) for name in classnames for template in templates]
-  embeddings = _encode_text(model, jnp.asarray(tokenizer(prompts)))
+  embeddings = text_embeddings(model, tokenizer, prompts)
   per_class = embeddings.reshape(len(classnames), len(templates), -1).mean(axis=1)
-  return (per_class / jnp.linalg.norm(per_class, axis=-1, keepdims=True)).T
-
-
-def image_embeddings(model, source, image_size: int, batch_size: int = 256):
-  """Unit-norm embeddings and labels of every record of `source`, eval-cropped, in order."""
-  embeddings, labels = [], []
-  for start in range(0, len(source), batch_size):
-    records = [source[i] for i in range(start, min(start + batch_size, len(source)))]
-    images = np.stack(
-        [
-            transforms.center_crop(transforms.decode(r['image'], image_size), image_size)
-            for r in records
-        ]
-    )
-    # The last batch is padded to full size so that it compiles once.
-    padded = np.concatenate([images, np.repeat(images[-1:], batch_size - len(images), 0)])
-    embeddings.append(np.asarray(_encode_image(model, jnp.asarray(padded)))[: len(images)])
-    labels += [r['label'] for r in records]
-  return np.concatenate(embeddings), np.asarray(labels)
+  return (per_class / np.linalg.norm(per_class, axis=-1, keepdims=True)).T
 
 
 def scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -76,8 +43,15 @@ def scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str
 
 
 def evaluate(model, tokenizer: Tokenizer, task, image_size: int, batch_size: int = 256) -> dict:
-  """A zero-shot task (name, classnames, templates, source with 'label')."""
+  """A zero-shot task (name, classnames, templates, source with 'label'). Labels outside the
+  class-name list mean the names do not belong to this data: an error, not a wrong score."""
   weights = classifier(model, tokenizer, task.classnames, task.templates)
-  embeddings, labels = image_embeddings(model, task.source, image_size, batch_size)
-  logits = embeddings @ np.asarray(weights)
-  return scores(logits, labels, len(task.classnames))
+  embeddings, fields = image_embeddings(model, task.source, image_size, ('label',), batch_size)
+  labels = np.asarray(fields['label'])
+  bad = labels[(labels < 0) | (labels >= len(task.classnames))]
+  if len(bad):
+    raise ValueError(
+        f'task {task.name!r}: label {int(bad[0])} has no class name ({len(task.classnames)} '
+        'names given); the class-name file does not match this data.'
+    )
+  return scores(embeddings @ weights, labels, len(task.classnames))

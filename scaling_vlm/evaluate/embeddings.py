@@ -1,0 +1,74 @@
+"""Batched, jitted image and text embeddings: what every evaluation task is computed from.
+
+Batches are padded to a fixed size so that each model compiles one image program and one
+text program, whatever the number of records or prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from scaling_vlm.data import transforms
+
+Tokenizer = Callable[[Sequence[str]], np.ndarray]
+
+
+@nnx.jit
+def _encode_text(model, tokens):
+  return model.encode_text(tokens)
+
+
+@nnx.jit
+def _encode_image(model, images):
+  return model.encode_image(transforms.normalize(images))
+
+
+def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
+  """`batch` with its last row repeated up to `size` rows."""
+  return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), 0)])
+
+
+def eval_image(record: dict[str, Any], image_size: int) -> np.ndarray:
+  """A record's image, decoded and centre-cropped (open_clip's eval transform). A record a
+  reader flagged, or bytes that do not decode, raise an error naming the record."""
+  if record.get('error'):
+    raise ValueError(f"record {record.get('key')!r}: {record['error']}")
+  try:
+    return transforms.center_crop(transforms.decode(record['image'], image_size), image_size)
+  except (ValueError, OSError) as error:
+    raise ValueError(f"record {record.get('key')!r}: undecodable image ({error})") from error
+
+
+def image_embeddings(
+    model, source, image_size: int, fields: Iterable[str] = (), batch_size: int = 256
+) -> tuple[np.ndarray, dict[str, list]]:
+  """Unit-norm (N, embed) embeddings of every record of `source` in order, and the values of
+  each of `fields` per record (labels, captions)."""
+  embeddings, values = [], {field: [] for field in fields}
+  for start in range(0, len(source), batch_size):
+    records = [source[i] for i in range(start, min(start + batch_size, len(source)))]
+    images = np.stack([eval_image(r, image_size) for r in records])
+    out = _encode_image(model, jnp.asarray(pad_rows(images, batch_size)))
+    embeddings.append(np.asarray(out)[: len(records)])
+    for field, column in values.items():
+      column += [r[field] for r in records]
+  if not embeddings:
+    raise ValueError(f'{source!r} holds no records')
+  return np.concatenate(embeddings), values
+
+
+def text_embeddings(
+    model, tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = 256
+) -> np.ndarray:
+  """Unit-norm (N, embed) embeddings of `texts`, in order."""
+  out = []
+  for start in range(0, len(texts), batch_size):
+    tokens = tokenizer(list(texts[start : start + batch_size]))
+    batch = _encode_text(model, jnp.asarray(pad_rows(tokens, batch_size)))
+    out.append(np.asarray(batch)[: len(tokens)])
+  return np.concatenate(out)
