@@ -1,0 +1,103 @@
+"""The evaluation tasks a checkpoint is scored on, named on the command line.
+
+    synthetic              the synthetic world's tasks: zero-shot shape, colour, count and
+                           shape_colour, retrieval, and (MaMMUT) captioning
+    synthetic/shape ...    one of them
+    zeroshot:NAME=FOLDER   a clip_benchmark classification folder (see benchmark_wds)
+    retrieval:NAME=FOLDER  a clip_benchmark / MS-COCO-style retrieval folder
+
+A task's data is loaded once per run, on first use; a task whose data cannot be loaded fails
+alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from scaling_vlm.data import synthetic
+from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, zero_shot
+
+ZERO_SHOT, RETRIEVAL, CAPTIONING = 'zero_shot', 'retrieval', 'captioning'
+SYNTHETIC_ZERO_SHOT = ('shape', 'colour', 'count', 'shape_colour')
+DEFAULT_TASKS = ('synthetic',)
+
+
+@dataclasses.dataclass
+class Task:
+  """A named evaluation: `load()` returns its data, `kind` says how it is scored."""
+
+  name: str
+  kind: str
+  load: Callable[[], Any]
+
+  @functools.cached_property
+  def data(self) -> Any:
+    return self.load()
+
+  def run(self, model, tokenizer, image_size: int, batch_size: int) -> tuple[dict, list]:
+    """(metrics, generated captions) of `model` on this task."""
+    if self.kind == ZERO_SHOT:
+      return zero_shot.evaluate(model, tokenizer, self.data, image_size, batch_size), []
+    if self.kind == RETRIEVAL:
+      return retrieval.evaluate(model, tokenizer, self.data, image_size, batch_size), []
+    return captioning.evaluate(model, tokenizer, self.data, image_size, min(batch_size, 64))
+
+
+def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
+  """The synthetic tasks `name` ('synthetic' or 'synthetic/<task>') stands for. Evaluation
+  sets use seed 0 whatever the run's data seed, so every run is scored on the same scenes."""
+  task = name.partition('/')[2]
+  tasks = [
+      Task(
+          f'synthetic/{t}',
+          ZERO_SHOT,
+          lambda t=t: next(
+              z for z in synthetic.zero_shot_tasks(0, image_size, size) if z.name == t
+          ),
+      )
+      for t in SYNTHETIC_ZERO_SHOT
+  ]
+  tasks.append(
+      Task('synthetic/retrieval', RETRIEVAL, lambda: synthetic.retrieval_split(0, image_size, size))
+  )
+  if task == 'captioning' or (not task and arch == 'mammut'):
+    tasks.append(
+        Task(
+            'synthetic/captioning',
+            CAPTIONING,
+            lambda: synthetic.SyntheticWorld(0, image_size, split='val', size=size),
+        )
+    )
+  if not task:
+    return tasks
+  chosen = [t for t in tasks if t.name == name]
+  if not chosen:
+    valid = [*(t.name for t in tasks), 'synthetic/captioning']
+    raise ValueError(f'unknown task {name!r}; synthetic tasks are {sorted(set(valid))}')
+  return chosen
+
+
+def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int) -> list[Task]:
+  """Tasks from command-line specs (see the module docstring), in order, without repeats."""
+  tasks: dict[str, Task] = {}
+  for spec in specs:
+    if spec == 'synthetic' or spec.startswith('synthetic/'):
+      new = _synthetic(spec, arch, image_size, synthetic_size)
+    elif spec.startswith(('zeroshot:', 'retrieval:')) and '=' in spec:
+      kind, _, rest = spec.partition(':')
+      name, _, folder = rest.partition('=')
+      if kind == 'zeroshot':
+        new = [Task(name, ZERO_SHOT, lambda n=name, f=folder: benchmark_wds.zero_shot_task(n, f))]
+      else:
+        new = [Task(name, RETRIEVAL, lambda f=folder: benchmark_wds.retrieval_source(f))]
+    else:
+      raise ValueError(
+          f'task spec {spec!r} is not one of: synthetic, synthetic/<task>, '
+          'zeroshot:NAME=FOLDER, retrieval:NAME=FOLDER'
+      )
+    for task in new:
+      tasks.setdefault(task.name, task)
+  return list(tasks.values())

@@ -1,0 +1,115 @@
+"""Checkpoint evaluation end to end: a tiny run is trained, every milestone becomes rows of
+the results table with the run's columns and compute; a rerun adds nothing; a damaged
+checkpoint and a missing dataset are reported and skipped while the rest is evaluated."""
+
+import csv
+import os
+import shutil
+
+import pytest
+
+from configs import presets
+from scaling_vlm import flops, models
+from scaling_vlm.evaluate import __main__ as cli
+from scaling_vlm.evaluate import checkpoints, results
+from scaling_vlm.train import trainer
+
+SMALL = ['--synthetic_size', '24', '--batch_size', '16']
+
+
+def tiny_config():
+  config = presets.make('clip', 'tiny-1')
+  config.train.global_batch = 16
+  config.train.samples = '320'
+  config.train.warmup = '32'
+  config.log.tensorboard = False
+  config.checkpoint.milestones = '160,320'
+  return config
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('runs') / 'tiny-clip')
+  trainer.train(tiny_config(), workdir)
+  return workdir
+
+
+def read_rows(workdir):
+  with open(os.path.join(workdir, results.RESULTS_FILE), newline='') as file:
+    return list(csv.DictReader(file))
+
+
+def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
+  assert cli.main(['--workdir', run, *SMALL]) == 0
+  rows = read_rows(run)
+  assert tuple(rows[0]) == results.COLUMNS
+  assert {int(r['samples_seen']) for r in rows} == {160, 320}
+  gflops = flops.forward_gflops(models.get_config('tiny-1'))
+  for row in rows:
+    assert (row['run_id'], row['arch'], row['model']) == ('tiny-clip', 'clip', 'tiny-1')
+    assert (row['pretrain_dataset'], row['lr_schedule'], row['cooldown_from']) == (
+        'synthetic',
+        'cosine',
+        '',
+    )
+    assert (row['global_batch_size'], row['warmup'], row['total_samples']) == ('16', '32', '320')
+    assert float(row['gflops_per_sample']) == pytest.approx(gflops)
+    assert float(row['compute_gflops']) == pytest.approx(gflops * int(row['samples_seen']))
+    assert int(row['params']) == models.count_params(models.build('tiny-1'))
+  tasks = {(r['task'], r['metric']) for r in rows if r['samples_seen'] == '320'}
+  assert ('synthetic/shape_colour', 'acc5') in tasks
+  assert ('synthetic/retrieval', 'image_retrieval_recall@10') in tasks
+  assert ('zeroshot_average', 'acc1') in tasks
+  assert not any(task == 'synthetic/captioning' for task, _ in tasks)  # CLIP: no decoder
+  assert len(rows) == 2 * (4 * 3 + 6 + 4)
+
+  before = open(os.path.join(run, results.RESULTS_FILE)).read()
+  capsys.readouterr()
+  assert cli.main(['--workdir', run, *SMALL]) == 0
+  assert open(os.path.join(run, results.RESULTS_FILE)).read() == before
+  assert (
+      '0 rows written; 10 (checkpoint, task) pairs already present; 0 milestones'
+      in capsys.readouterr().out
+  )
+
+
+def test_a_damaged_checkpoint_and_a_missing_dataset_are_skipped(run, tmp_path, capsys):
+  workdir = str(tmp_path / 'damaged')
+  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  state = os.path.join(workdir, 'checkpoints', '10', 'state')
+  for name in os.listdir(state):
+    path = os.path.join(state, name)
+    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+  missing = str(tmp_path / 'no_such_dataset')
+  tasks = ['--tasks', 'synthetic/shape', f'zeroshot:imagenet={missing}']
+  assert cli.main(['--workdir', workdir, *tasks, *SMALL]) == 1
+  out = capsys.readouterr().out
+  assert f'SKIPPED {workdir} [160 samples] checkpoint {state}' in out
+  assert f'SKIPPED {workdir} [all checkpoints] task imagenet: FileNotFoundError' in out
+  # No average either: the suite's other task, imagenet, has no rows.
+  assert {(r['samples_seen'], r['task']) for r in read_rows(workdir)} == {
+      ('320', 'synthetic/shape')
+  }
+
+
+def test_a_cooldown_branch_names_its_parent_and_branch_point(tmp_path):
+  config = tiny_config()
+  config.optim.schedule = 'cooldown'
+  config.cooldown.parent = '/runs/const-tiny'
+  config.cooldown.start = '160'
+  info = results.RunInfo(str(tmp_path / 'cool'), config)
+  (row,) = info.rows(20, 'synthetic/shape', {'acc1': 0.5})
+  assert row['cooldown_from'] == 'const-tiny@160'
+  assert row['lr_schedule'] == 'cooldown' and row['samples_seen'] == 320
+
+
+def test_a_directory_that_is_not_a_run_is_reported(tmp_path, capsys):
+  assert cli.main(['--workdir', str(tmp_path), *SMALL]) == 1
+  assert 'config.json is missing' in capsys.readouterr().out
+
+
+def test_unknown_task_specs_are_rejected_with_the_valid_ones():
+  with pytest.raises(ValueError, match=r"synthetic tasks are \['synthetic/captioning'"):
+    checkpoints.tasks_lib.make_tasks(['synthetic/shapes'], 'clip', 64, 8)
+  with pytest.raises(ValueError, match='zeroshot:NAME=FOLDER'):
+    checkpoints.tasks_lib.make_tasks(['imagenet'], 'clip', 64, 8)
