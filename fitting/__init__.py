@@ -1,0 +1,9 @@
+"""Scaling-law fitting in JAX: forms, frontiers, multi-start fits, bootstrap and comparisons.
+
+Independent of the training stack (it never imports `scaling_vlm`), so any results table
+can be fitted without a model in sight.
+"""
+
+from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
+from fitting.frontier import pareto_bin, pareto_naive
+from fitting.solver import Fit, fit
