@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
       '--tasks',
       nargs='+',
       default=list(tasks.DEFAULT_TASKS),
-      help='synthetic | synthetic/<task> | zeroshot:NAME=FOLDER | retrieval:NAME=FOLDER',
+      help=(
+          'synthetic | synthetic/<task> | zeroshot:NAME=FOLDER | retrieval:NAME=FOLDER |'
+          ' tfds:DATASET[/SPLIT][=FOLDER]'
+      ),
   )
   parser.add_argument('--synthetic_size', type=int, default=1000, help='images per synthetic set')
   parser.add_argument('--batch_size', type=int, default=256)

@@ -103,7 +103,7 @@ class _Captioned(_View):
     }
 
 
-def _lines(path: str) -> tuple[str, ...]:
+def read_lines(path: str) -> tuple[str, ...]:
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} is missing (clip_benchmark layout)')
   with open(path) as file:
@@ -113,8 +113,8 @@ def _lines(path: str) -> tuple[str, ...]:
 def zero_shot_task(name: str, folder: str) -> synthetic.ZeroShotTask:
   """A classification dataset folder as a zero-shot task, its labels checked against the
   class names before any image is read."""
-  classnames = _lines(os.path.join(folder, CLASSNAMES_FILE))
-  templates = _lines(os.path.join(folder, TEMPLATES_FILE))
+  classnames = read_lines(os.path.join(folder, CLASSNAMES_FILE))
+  templates = read_lines(os.path.join(folder, TEMPLATES_FILE))
   members = MemberSource(folder, 'cls')
   labels = sorted({int(text) for text in members.texts()})
   if labels[0] < 0 or labels[-1] >= len(classnames):

@@ -5,6 +5,8 @@
     synthetic/shape ...    one of them
     zeroshot:NAME=FOLDER   a clip_benchmark classification folder (see benchmark_wds)
     retrieval:NAME=FOLDER  a clip_benchmark / MS-COCO-style retrieval folder
+    tfds:DATASET[/SPLIT][=FOLDER]  a TFDS classification dataset (split 'test' by default),
+                           class names from FOLDER or the dataset (see tfds_tasks)
 
 A task's data is loaded once per run, on first use; a task whose data cannot be loaded fails
 alone.
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scaling_vlm.data import synthetic
-from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, zero_shot
+from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, tfds_tasks, zero_shot
 
 ZERO_SHOT, RETRIEVAL, CAPTIONING = 'zero_shot', 'retrieval', 'captioning'
 SYNTHETIC_ZERO_SHOT = ('shape', 'colour', 'count', 'shape_colour')
@@ -93,10 +95,17 @@ def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int
         new = [Task(name, ZERO_SHOT, lambda n=name, f=folder: benchmark_wds.zero_shot_task(n, f))]
       else:
         new = [Task(name, RETRIEVAL, lambda f=folder: benchmark_wds.retrieval_source(f))]
+    elif spec.startswith('tfds:'):
+      dataset, _, folder = spec.removeprefix('tfds:').partition('=')
+      dataset, _, split = dataset.partition('/')
+      load = functools.partial(
+          tfds_tasks.zero_shot_task, dataset, dataset, split or 'test', folder or None
+      )
+      new = [Task(dataset, ZERO_SHOT, load)]
     else:
       raise ValueError(
           f'task spec {spec!r} is not one of: synthetic, synthetic/<task>, '
-          'zeroshot:NAME=FOLDER, retrieval:NAME=FOLDER'
+          'zeroshot:NAME=FOLDER, retrieval:NAME=FOLDER, tfds:DATASET[/SPLIT][=FOLDER]'
       )
     for task in new:
       tasks.setdefault(task.name, task)
