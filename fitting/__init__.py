@@ -4,6 +4,9 @@ Independent of the training stack (it never imports `scaling_vlm`), so any resul
 can be fitted without a model in sight.
 """
 
+from fitting.bootstrap import Bootstrap, resample_points, resample_runs
+from fitting.compare import crossover, crossover_interval, probability_a_beats_b
 from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
 from fitting.frontier import pareto_bin, pareto_naive
+from fitting.heldout import HeldOut, held_out
 from fitting.solver import Fit, fit

@@ -1,0 +1,85 @@
+"""Comparing two procedures: where their laws cross, and how sure the bootstrap is.
+
+A crossover is a compute where the sign of E_A(C) - E_B(C) changes. It is found on a dense
+log-spaced grid and refined by bisection, for the point fits and for every bootstrap
+replicate pair at once (replicate i of A with replicate i of B; their seeds should differ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fitting import bootstrap as bootstrap_lib
+from fitting import solver
+
+SEARCH_RANGE = (1e6, 1e16)
+GRID_POINTS = 2001
+BISECTIONS = 60
+
+
+def _first_crossings(on_grid, at_each, lo: float, hi: float) -> np.ndarray:
+  """First crossover [R] in [lo, hi] of R curve pairs (NaN where they do not cross).
+
+  on_grid maps x [G] to E_A - E_B of every pair, [R, G]; at_each maps x [R] to pair i's
+  E_A - E_B at x_i, [R].
+  """
+  grid = np.geomspace(lo, hi, GRID_POINTS)
+  sign = np.sign(on_grid(grid))
+  change = sign[:, 1:] != sign[:, :-1]
+  has = change.any(axis=1)
+  first = np.argmax(change, axis=1)
+  left, right = np.log(grid[first]), np.log(grid[first + 1])
+  left_sign = sign[np.arange(len(sign)), first]
+  for _ in range(BISECTIONS):
+    mid = 0.5 * (left + right)
+    same = np.sign(at_each(np.exp(mid))) == left_sign
+    left, right = np.where(same, mid, left), np.where(same, right, mid)
+  return np.where(has, np.exp(0.5 * (left + right)), np.nan)
+
+
+def crossover(fit_a: solver.Fit, fit_b: solver.Fit, search=SEARCH_RANGE) -> float | None:
+  """The first compute in `search` where the two fitted laws cross, or None."""
+  diff = lambda x: fit_a.predict(x) - fit_b.predict(x)
+  c = _first_crossings(lambda x: diff(x)[None], diff, *search)[0]
+  return None if np.isnan(c) else float(c)
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossoverInterval:
+  point: float | None  # from the point fits
+  low: float  # percentile interval over the replicates that cross (NaN if none do)
+  high: float
+  share_crossing: float  # share of replicate pairs that cross at all within the range
+  level: float
+
+
+def crossover_interval(
+    boot_a: bootstrap_lib.Bootstrap,
+    boot_b: bootstrap_lib.Bootstrap,
+    level: float = 0.95,
+    search=SEARCH_RANGE,
+) -> CrossoverInterval:
+  n = min(len(boot_a.thetas), len(boot_b.thetas))
+  on_grid = lambda x: boot_a.predict(x)[:n] - boot_b.predict(x)[:n]
+  at_each = lambda x: boot_a.predict_each(x, n) - boot_b.predict_each(x, n)
+  crossings = _first_crossings(on_grid, at_each, *search)
+  found = crossings[np.isfinite(crossings)]
+  tail = 50 * (1 - level)
+  low, high = np.percentile(found, [tail, 100 - tail]) if len(found) else (np.nan, np.nan)
+  return CrossoverInterval(
+      point=crossover(boot_a.fit, boot_b.fit, search),
+      low=float(low),
+      high=float(high),
+      share_crossing=float(len(found) / n),
+      level=level,
+  )
+
+
+def probability_a_beats_b(
+    boot_a: bootstrap_lib.Bootstrap, boot_b: bootstrap_lib.Bootstrap, x: float
+) -> float:
+  """Share of replicate pairs in which A's predicted error at compute x is below B's."""
+  n = min(len(boot_a.thetas), len(boot_b.thetas))
+  return float(np.mean(boot_a.predict([x])[:n, 0] < boot_b.predict([x])[:n, 0]))
