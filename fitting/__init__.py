@@ -6,7 +6,9 @@ can be fitted without a model in sight.
 
 from fitting.bootstrap import Bootstrap, resample_points, resample_runs
 from fitting.compare import crossover, crossover_interval, probability_a_beats_b
+from fitting.filters import eligible_points, frontier_points, select
 from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
 from fitting.frontier import pareto_bin, pareto_naive
 from fitting.heldout import HeldOut, held_out
 from fitting.solver import Fit, fit
+from fitting.table import import_paper_csv, import_paper_parquet, read_results

@@ -1,0 +1,91 @@
+"""The paper's point filters: which (compute, error) points of a results table enter a fit.
+
+Cosine (and any other decaying) schedules contribute only their final checkpoint, since an
+intermediate checkpoint of a cosine run has not annealed; constant-LR runs contribute every
+checkpoint after warmup, which is what makes them cheap. ImageNet and COCO drop the
+high-compute points whose error is still >= 0.7 (failed runs that would pin the curve).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fitting import frontier as frontier_lib
+from fitting import table as table_lib
+
+FRONTIERS = {'pareto_bin': frontier_lib.pareto_bin, 'pareto_naive': frontier_lib.pareto_naive}
+
+MAX_X = 1e12
+MAX_SAMPLES = 1e10
+MIN_X = 1e6
+# Metrics that are losses: fitted as they are rather than as 1 - metric.
+LOSS_METRICS = frozenset({'contrastive_loss', 'caption_loss', 'loss'})
+FAILED_RUN_TASKS = frozenset({'imagenet1k', 'mscoco_captions'})
+FAILED_RUN_MIN_X, FAILED_RUN_MIN_ERROR = 1e11, 0.7
+
+
+def is_constant(schedule: pd.Series) -> pd.Series:
+  return schedule.astype(str).str.lower().str.startswith('const')
+
+
+def eligible_points(
+    results: pd.DataFrame,
+    task: str,
+    metric: str,
+    *,
+    x: str = 'compute_gflops',
+    max_x: float = MAX_X,
+    max_samples: float = MAX_SAMPLES,
+    min_x: float = MIN_X,
+) -> pd.DataFrame:
+  """Rows of one task and metric that pass the paper's filters, with `x` and `error` added."""
+  table_lib.require_columns(results, table_lib.COLUMNS, 'results table')
+  if task not in set(results['task']):
+    raise ValueError(f'unknown task {task!r}; the table has {sorted(set(results["task"]))}')
+  rows = results[results['task'] == task]
+  if metric not in set(rows['metric']):
+    raise ValueError(
+        f'task {task!r} has no metric {metric!r}; it has {sorted(set(rows["metric"]))}'
+    )
+  rows = rows[rows['metric'] == metric].copy()
+  for column in (x, 'value', 'samples_seen'):
+    bad = rows[column].isna()
+    if bad.any():
+      runs = sorted(set(rows.loc[bad, 'run_id']))[:5]
+      raise ValueError(f'{bad.sum()} rows of {task}/{metric} have NaN {column} (runs {runs})')
+  if (rows[x] <= 0).any():
+    runs = sorted(set(rows.loc[rows[x] <= 0, 'run_id']))[:5]
+    raise ValueError(f'{x} must be positive; runs {runs} have {x} <= 0')
+  rows['x'] = rows[x].astype(np.float64)
+  rows['error'] = rows['value'] if metric in LOSS_METRICS else 1.0 - rows['value']
+
+  v = lambda column: rows[column].to_numpy(np.float64)
+  after_warmup = v('warmup') * v('global_batch_size') <= v('samples_seen')
+  final = np.isclose(v('samples_seen'), v('total_samples'), rtol=1e-6)
+  keep = np.where(is_constant(rows['lr_schedule']).to_numpy(), after_warmup, final)
+  keep &= (v('x') <= max_x) & (v('samples_seen') <= max_samples) & (v('x') >= min_x)
+  if task in FAILED_RUN_TASKS:
+    keep &= ~((v('x') > FAILED_RUN_MIN_X) & (v('error') >= FAILED_RUN_MIN_ERROR))
+  return rows[keep].reset_index(drop=True)
+
+
+def select(points: pd.DataFrame, **equals) -> pd.DataFrame:
+  """Points whose columns equal the given values (one procedure), naming any unknown value."""
+  for column, value in equals.items():
+    if column not in points.columns:
+      raise ValueError(f'no column {column!r} to select on')
+    if value not in set(points[column]):
+      raise ValueError(
+          f'no points with {column}={value!r}; choose from {sorted(set(points[column]))}'
+      )
+    points = points[points[column] == value]
+  return points
+
+
+def frontier_points(points: pd.DataFrame, method: str = 'pareto_bin') -> pd.DataFrame:
+  """The frontier rows of one procedure's eligible points, in increasing compute."""
+  if method not in FRONTIERS:
+    raise ValueError(f'unknown frontier {method!r}; choose one of {sorted(FRONTIERS)}')
+  idx = FRONTIERS[method](points['x'].to_numpy(), points['error'].to_numpy())
+  return points.iloc[idx].reset_index(drop=True)

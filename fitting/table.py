@@ -1,0 +1,168 @@
+"""The results table (DESIGN.md §3): reading ours, and importing the paper's two formats.
+
+Long format, one row per (run, checkpoint, task, metric). Every reader returns the same
+columns, so filters and fits never need to know where a table came from.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = (
+    'run_id',
+    'arch',
+    'model',
+    'pretrain_dataset',
+    'lr_schedule',
+    'lr',
+    'global_batch_size',
+    'warmup',
+    'total_samples',
+    'samples_seen',
+    'gflops_per_sample',
+    'compute_gflops',
+    'params',
+    'task',
+    'metric',
+    'value',
+)
+
+PAPER_CSV_COLUMNS = (
+    'model',
+    'namespace',
+    'pretrain_dataset',
+    'downstream_dataset',
+    'lr_scheduler',
+    'total_samples_seen',
+    'epoch',
+    'total_epochs',
+    'gflops',
+    'global_batch_size',
+    'warmup',
+)
+PAPER_CSV_METRICS = (
+    'acc1',
+    'image_retrieval_recall@5',
+    'text_retrieval_recall@5',
+    'contrastive_loss',
+)
+PAPER_PARQUET_COLUMNS = (
+    'model',
+    'namespace',
+    'pretrain_dataset',
+    'downstream_dataset',
+    'lr_scheduler',
+    'samples_seen',
+    'global_batch_size',
+    'warmup',
+    'lr',
+    'model_gflops',
+    'gflops',
+)
+
+
+def require_columns(frame: pd.DataFrame, columns, what: str) -> None:
+  missing = [c for c in columns if c not in frame.columns]
+  if missing:
+    raise ValueError(f'{what} is missing columns {missing}; it has {list(frame.columns)}')
+
+
+def _read(path) -> pd.DataFrame:
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise FileNotFoundError(f'no results table at {path}')
+  if path.suffix == '.parquet':
+    return pd.read_parquet(path)
+  return pd.read_csv(path)  # .csv and .csv.gz alike
+
+
+def _arch(model: pd.Series) -> pd.Series:
+  return np.where(model.str.startswith('mammut'), 'mammut', 'clip')
+
+
+def read_results(path) -> pd.DataFrame:
+  """Our long results table (CSV, CSV.gz or Parquet), checked for the contract's columns."""
+  frame = _read(path)
+  require_columns(frame, COLUMNS, f'results table {path}')
+  return frame
+
+
+def import_paper_csv(path) -> pd.DataFrame:
+  """The paper's wide `all_results.csv.gz`: one row per checkpoint × downstream dataset.
+
+  samples_seen = total_samples_seen · epoch / total_epochs, and compute = gflops (per
+  sample) × samples_seen, the paper's compute axis; each non-empty metric becomes a row.
+  """
+  wide = _read(path)
+  require_columns(wide, PAPER_CSV_COLUMNS, f'paper results {path}')
+  metrics = [m for m in PAPER_CSV_METRICS if m in wide.columns]
+  if not metrics:
+    raise ValueError(f'paper results {path} has none of the metric columns {PAPER_CSV_METRICS}')
+  samples = wide['total_samples_seen'] * wide['epoch'] / wide['total_epochs']
+  base = pd.DataFrame(
+      {
+          'run_id': wide['model'] + '/' + wide['pretrain_dataset'] + '/' + wide['namespace'],
+          'arch': _arch(wide['model']),
+          'model': wide['model'],
+          'pretrain_dataset': wide['pretrain_dataset'],
+          'lr_schedule': wide['lr_scheduler'],
+          'lr': wide['lr'] if 'lr' in wide.columns else np.nan,
+          'global_batch_size': wide['global_batch_size'],
+          'warmup': wide['warmup'],
+          'total_samples': wide['total_samples_seen'],
+          'samples_seen': samples,
+          'gflops_per_sample': wide['gflops'],
+          'compute_gflops': wide['gflops'] * samples,
+          'params': np.nan,
+          'task': wide['downstream_dataset'],
+      }
+  )
+  return _melt(base, wide, metrics)
+
+
+def import_paper_parquet(path) -> pd.DataFrame:
+  """The paper's per-run evaluation Parquet, where `gflops` already is total compute.
+
+  It has no total-samples column; a run's largest samples_seen stands in for it, which is
+  what makes the final checkpoint of a cosine run recognisable.
+  """
+  wide = _read(path)
+  require_columns(wide, PAPER_PARQUET_COLUMNS, f'paper per-run results {path}')
+  metrics = [
+      c
+      for c in wide.columns
+      if c not in PAPER_PARQUET_COLUMNS and pd.api.types.is_numeric_dtype(wide[c])
+  ]
+  if not metrics:
+    raise ValueError(f'paper per-run results {path} has no numeric metric columns')
+  run_id = wide['model'] + '/' + wide['pretrain_dataset'] + '/' + wide['namespace']
+  base = pd.DataFrame(
+      {
+          'run_id': run_id,
+          'arch': _arch(wide['model']),
+          'model': wide['model'],
+          'pretrain_dataset': wide['pretrain_dataset'],
+          'lr_schedule': wide['lr_scheduler'],
+          'lr': wide['lr'],
+          'global_batch_size': wide['global_batch_size'],
+          'warmup': wide['warmup'],
+          'total_samples': wide.groupby(run_id)['samples_seen'].transform('max'),
+          'samples_seen': wide['samples_seen'],
+          'gflops_per_sample': wide['model_gflops'],
+          'compute_gflops': wide['gflops'],
+          'params': np.nan,
+          'task': wide['downstream_dataset'],
+      }
+  )
+  return _melt(base, wide, metrics)
+
+
+def _melt(base: pd.DataFrame, wide: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+  parts = []
+  for metric in metrics:
+    part = base.assign(metric=metric, value=wide[metric].to_numpy())
+    parts.append(part[wide[metric].notna().to_numpy()])
+  return pd.concat(parts, ignore_index=True)[list(COLUMNS)]

@@ -1,0 +1,148 @@
+"""Results tables: our format, the paper's two importers, the filters, and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fitting import filters, table
+
+
+def run_rows(run_id, schedule, total, checkpoints, gflops=10.0, warmup=100, batch=1000):
+  """One run's imagenet1k acc1 rows at the given samples-seen checkpoints."""
+  return [
+      dict(
+          run_id=run_id,
+          arch='clip',
+          model='ViT-S-32',
+          pretrain_dataset='dfn',
+          lr_schedule=schedule,
+          lr=1e-3,
+          global_batch_size=batch,
+          warmup=warmup,
+          total_samples=total,
+          samples_seen=s,
+          gflops_per_sample=gflops,
+          compute_gflops=gflops * s,
+          params=1e8,
+          task='imagenet1k',
+          metric='acc1',
+          value=0.1 + 0.05 * np.log10(s),
+      )
+      for s in checkpoints
+  ]
+
+
+@pytest.fixture
+def results(tmp_path):
+  rows = (
+      run_rows('cos', 'cosine', 1e7, [5e6, 1e7])
+      + run_rows('const', 'const', 1e7, [5e4, 2e5, 1e7])  # warmup ends at 1e5 samples
+      + run_rows('huge', 'cosine', 2e11, [2e11])  # beyond max_samples
+  )
+  path = tmp_path / 'results.parquet'
+  pd.DataFrame(rows).to_parquet(path)
+  return path
+
+
+def test_filters_follow_the_paper(results):
+  points = filters.eligible_points(table.read_results(results), 'imagenet1k', 'acc1')
+  kept = sorted(zip(points['run_id'], points['samples_seen']))
+  # cosine: final checkpoint only; constant: every checkpoint after warmup; huge: too many samples
+  assert kept == [('const', 2e5), ('const', 1e7), ('cos', 1e7)]
+  np.testing.assert_allclose(points['error'], 1 - points['value'])
+  np.testing.assert_allclose(points['x'], points['samples_seen'] * 10.0)
+
+
+def test_imagenet_drops_failed_high_compute_points():
+  rows = run_rows('ok', 'cosine', 1e10, [1e10], gflops=50.0) + run_rows(
+      'failed', 'cosine', 1e10, [1e10], gflops=40.0
+  )
+  frame = pd.DataFrame(rows)
+  frame.loc[frame.run_id == 'failed', 'value'] = 0.2  # error 0.8 at 4e11 GFLOPs
+  points = filters.eligible_points(frame, 'imagenet1k', 'acc1')
+  assert list(points['run_id']) == ['ok']
+
+
+def test_frontier_points_of_a_procedure():
+  rows = sum((run_rows(f'r{i}', 'cosine', s, [s]) for i, s in enumerate([1e6, 1e7, 1e8])), [])
+  frame = pd.DataFrame(rows)
+  frame.loc[1, 'value'] = 0.0  # the middle run is worse than the first
+  points = filters.eligible_points(frame, 'imagenet1k', 'acc1')
+  front = filters.frontier_points(points)
+  assert list(front['run_id']) == ['r0', 'r2']
+  assert list(filters.frontier_points(points, 'pareto_naive')['run_id']) == ['r0', 'r2']
+
+
+def test_import_paper_csv(tmp_path):
+  wide = pd.DataFrame(
+      {
+          'model': ['mammut_ViT-B-32', 'ViT-B-32'],
+          'namespace': ['s1', 's2'],
+          'model_simple': ['B-32', 'B-32'],
+          'pretrain_dataset': ['datacomp', 'relaion'],
+          'downstream_dataset': ['imagenet1k', 'mscoco_captions'],
+          'lr_scheduler': ['cosine', 'const'],
+          'eval_type': ['zeroshot_classification', 'zeroshot_retrieval'],
+          'total_samples_seen': [1.28e9, 1.28e9],
+          'epoch': [10, 5],
+          'total_epochs': [10, 10],
+          'gflops': [26.91, 14.54],
+          'gflops_total': [26.91 * 1.28e9, 14.54 * 6.4e8],
+          'global_batch_size': [8192, 8192],
+          'warmup': [1000, 1000],
+          'samples_seen_scale_pretty': ['1.28B', '1.28B'],
+          'acc1': [0.6, np.nan],
+          'image_retrieval_recall@5': [np.nan, 0.5],
+          'text_retrieval_recall@5': [np.nan, 0.6],
+          'contrastive_loss': [np.nan, np.nan],
+      }
+  )
+  path = tmp_path / 'all_results.csv.gz'
+  wide.to_csv(path, index=False)
+  long = table.import_paper_csv(path)
+  assert list(long.columns) == list(table.COLUMNS)
+  assert sorted(long['metric']) == ['acc1', 'image_retrieval_recall@5', 'text_retrieval_recall@5']
+  coco = long[long.metric == 'image_retrieval_recall@5'].iloc[0]
+  assert coco.samples_seen == 6.4e8 and coco.compute_gflops == pytest.approx(14.54 * 6.4e8)
+  assert coco.arch == 'clip' and long[long.metric == 'acc1'].iloc[0].arch == 'mammut'
+
+
+def test_import_paper_parquet(tmp_path):
+  wide = pd.DataFrame(
+      {
+          'model': ['ViT-S-32'] * 2,
+          'namespace': ['s1'] * 2,
+          'pretrain_dataset': ['dfn'] * 2,
+          'downstream_dataset': ['ade20k'] * 2,
+          'lr_scheduler': ['const'] * 2,
+          'samples_seen': [1e6, 2e6],
+          'global_batch_size': [256] * 2,
+          'warmup': [10] * 2,
+          'lr': [1e-3] * 2,
+          'model_gflops': [4.0] * 2,
+          'gflops': [4e6, 8e6],
+          'miou': [0.1, 0.2],
+      }
+  )
+  path = tmp_path / 'run.parquet'
+  wide.to_parquet(path)
+  long = table.import_paper_parquet(path)
+  assert list(long['compute_gflops']) == [4e6, 8e6]  # already total compute
+  assert set(long['metric']) == {'miou'} and list(long['total_samples']) == [2e6, 2e6]
+
+
+def test_bad_input_names_the_problem(results, tmp_path):
+  frame = table.read_results(results)
+  with pytest.raises(ValueError, match=r"missing columns \['value'\]"):
+    frame.drop(columns='value').to_csv(tmp_path / 'bad.csv', index=False)
+    table.read_results(tmp_path / 'bad.csv')
+  with pytest.raises(ValueError, match="unknown task 'imagenet'"):
+    filters.eligible_points(frame, 'imagenet', 'acc1')
+  with pytest.raises(ValueError, match="no metric 'acc5'"):
+    filters.eligible_points(frame, 'imagenet1k', 'acc5')
+  with pytest.raises(ValueError, match='NaN value'):
+    filters.eligible_points(frame.assign(value=np.nan), 'imagenet1k', 'acc1')
+  with pytest.raises(ValueError, match='must be positive'):
+    filters.eligible_points(frame.assign(compute_gflops=0.0), 'imagenet1k', 'acc1')
+  with pytest.raises(FileNotFoundError):
+    table.read_results(tmp_path / 'absent.csv')
