@@ -14,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from scaling_vlm.data import transforms
-from scaling_vlm.evaluate.embeddings import Tokenizer, pad_rows, eval_image
+from scaling_vlm.evaluate.embeddings import Tokenizer, eval_image, pad_rows, to_device
 from scaling_vlm.models import MaMMUT, generate
 from scaling_vlm.train import losses
 
@@ -41,7 +41,7 @@ def evaluate(
     images = pad_rows(np.stack([eval_image(r, image_size) for r in records]), batch_size)
     tokens = pad_rows(tokenizer([r['caption'] for r in records]), batch_size)
     weights = (np.arange(batch_size) < len(records)).astype(np.float32)
-    loss, n = _loss_sum(model, jnp.asarray(images), jnp.asarray(tokens), jnp.asarray(weights))
+    loss, n = _loss_sum(model, to_device(images), to_device(tokens), to_device(weights))
     total, count = total + float(loss), count + int(n)
   if count == 0:
     raise ValueError(f'{source!r} holds no caption tokens')

@@ -3,9 +3,10 @@
 For each milestone on disk, the tasks without rows yet are run and their rows appended, so a
 second call adds nothing and an interrupted one resumes at the first missing
 (checkpoint, task). The model is built once per run and each checkpoint's parameters are
-loaded into it, so the jitted embedding programs compile once per run. A checkpoint that
-cannot be read, or a task that fails, is recorded as skipped with the reason; the rest goes
-on.
+loaded into it, so the jitted embedding programs compile once per run. Parameters are
+replicated over a data-parallel mesh of all local devices and each batch is split over it. A
+checkpoint that cannot be read, or a task that fails, is recorded as skipped with the reason;
+the rest goes on.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import os
 import time
 from collections.abc import Sequence
 
+import jax
 import numpy as np
+from flax import nnx
 
-from scaling_vlm import models
+from scaling_vlm import models, sharding
 from scaling_vlm.data import sources
 from scaling_vlm.evaluate import results as results_lib
 from scaling_vlm.evaluate import tasks as tasks_lib
@@ -77,55 +80,74 @@ def evaluate_run(
 ) -> Summary:
   """Evaluates every milestone checkpoint of the run in `workdir` on the tasks `specs` name
   (see `tasks`), appending rows to `workdir/results.csv`."""
-  summary = summary or Summary()
-  config = results_lib.read_config(workdir)
-  info = results_lib.RunInfo(workdir, config, dataset)
-  arch = trainer.model_config(config)
-  tokenizer = sources.make_tokenizer(config.data, arch.text)
-  image_size = arch.vision.image_size
-  tasks = tasks_lib.make_tasks(specs, arch.arch, image_size, synthetic_size)
-  table = results_lib.ResultsFile(os.path.join(workdir, results_lib.RESULTS_FILE))
-  run_id, batch = info.columns['run_id'], info.plan.global_batch
-  failed_loads: set[str] = set()
-  model = None
-  steps = milestone_steps(workdir, info.plan)
-  summary.pending += len(info.plan.milestone_steps) - len(steps)
-  for step in steps:
-    samples = step * batch
-    todo = [t for t in tasks if not table.has(run_id, samples, t.name)]
-    summary.present += len(tasks) - len(todo)
-    todo = [t for t in todo if t.name not in failed_loads]
+  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary or Summary())
+  steps = milestone_steps(workdir, run.info.plan)
+  run.summary.pending += len(run.info.plan.milestone_steps) - len(steps)
+  with jax.set_mesh(run.mesh):
+    for step in steps:
+      run.evaluate(step)
+  return run.summary
+
+
+class _Run:
+  """One run's evaluation: its table, tasks, tokenizer and the model checkpoints load into."""
+
+  def __init__(self, workdir, specs, synthetic_size, batch_size, dataset, summary):
+    self.workdir, self.summary = workdir, summary
+    config = results_lib.read_config(workdir)
+    self.info = results_lib.RunInfo(workdir, config, dataset)
+    self.arch = trainer.model_config(config)
+    self.tokenizer = sources.make_tokenizer(config.data, self.arch.text)
+    self.image_size = self.arch.vision.image_size
+    self.tasks = tasks_lib.make_tasks(specs, self.arch.arch, self.image_size, synthetic_size)
+    self.table = results_lib.ResultsFile(os.path.join(workdir, results_lib.RESULTS_FILE))
+    self.mesh = sharding.make_mesh(data=-1)
+    self.batch_size = -(-batch_size // self.mesh.size) * self.mesh.size  # whole rows per device
+    self.failed_loads: set[str] = set()
+    self.model = None
+
+  def evaluate(self, step: int) -> None:
+    """The tasks without rows at this checkpoint, then the suite average."""
+    run_id, samples = self.info.columns['run_id'], step * self.info.plan.global_batch
+    todo = [t for t in self.tasks if not self.table.has(run_id, samples, t.name)]
+    self.summary.present += len(self.tasks) - len(todo)
+    todo = [t for t in todo if t.name not in self.failed_loads]
     if not todo:
-      continue
-    model = model or models.build(arch)
-    state = os.path.join(workdir, 'checkpoints', str(step), 'state')
+      return
+    state = os.path.join(self.workdir, 'checkpoints', str(step), 'state')
     try:
-      checkpoints_lib.load_params(model, state)
+      self._load(state)
     except Exception as error:  # orbax raises many kinds for a damaged directory
-      summary.skip(workdir, samples, f'checkpoint {state}', error)
-      continue
+      self.summary.skip(self.workdir, samples, f'checkpoint {state}', error)
+      return
     for task in todo:
       start = time.perf_counter()
       try:
         task.data  # loads once per run; a missing dataset fails every checkpoint alike
       except Exception as error:
-        failed_loads.add(task.name)
-        summary.skip(workdir, None, f'task {task.name}', error)
+        self.failed_loads.add(task.name)
+        self.summary.skip(self.workdir, None, f'task {task.name}', error)
         continue
       try:
-        metrics, captions = task.run(model, tokenizer, image_size, batch_size)
+        metrics, captions = task.run(self.model, self.tokenizer, self.image_size, self.batch_size)
       except Exception as error:
-        summary.skip(workdir, samples, f'task {task.name}', error)
+        self.summary.skip(self.workdir, samples, f'task {task.name}', error)
         continue
       # Captions first: the rows mark the task done, so a crash between the two repeats it.
-      _write_captions(workdir, run_id, samples, task.name, captions)
-      table.append(info.rows(step, task.name, metrics))
-      summary.rows += len(metrics)
-      log.info(
-          '%s @ %d: %s %s (%.1fs)', run_id, samples, task.name, metrics, time.perf_counter() - start
-      )
-    summary.rows += _average(table, info, step, [t for t in tasks if t.kind == tasks_lib.ZERO_SHOT])
-  return summary
+      _write_captions(self.workdir, run_id, samples, task.name, captions)
+      self.table.append(self.info.rows(step, task.name, metrics))
+      self.summary.rows += len(metrics)
+      elapsed = time.perf_counter() - start
+      log.info('%s @ %d: %s %s (%.1fs)', run_id, samples, task.name, metrics, elapsed)
+    zero_shot = [t for t in self.tasks if t.kind == tasks_lib.ZERO_SHOT]
+    self.summary.rows += _average(self.table, self.info, step, zero_shot)
+
+  def _load(self, state_dir: str) -> None:
+    """The checkpoint's parameters into the run's model, replicated over the mesh."""
+    self.model = self.model or models.build(self.arch)
+    checkpoints_lib.load_params(self.model, state_dir)
+    state = nnx.state(self.model)
+    nnx.update(self.model, jax.device_put(state, sharding.state_shardings(state, self.mesh)))
 
 
 def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions: list) -> None:
@@ -139,8 +161,9 @@ def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions
 
 
 def _average(table: results_lib.ResultsFile, info, step: int, zero_shot: list) -> int:
-  """The suite average over the zero-shot tasks that have rows at this checkpoint, as the
-  paper's `datacomp_classification`; written once, when every requested task is in."""
+  """The suite average over the requested zero-shot tasks, as the paper's
+  `datacomp_classification`: written once every one of them has rows at this checkpoint, so a
+  failed task holds it back until a rerun succeeds."""
   run_id, samples = info.columns['run_id'], step * info.plan.global_batch
   names = [t.name for t in zero_shot]
   if not names or table.has(run_id, samples, AVERAGE_TASK):

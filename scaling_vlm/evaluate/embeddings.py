@@ -1,7 +1,9 @@
 """Batched, jitted image and text embeddings: what every evaluation task is computed from.
 
 Batches are padded to a fixed size so that each model compiles one image program and one
-text program, whatever the number of records or prompts.
+text program, whatever the number of records or prompts. Inside `jax.set_mesh(mesh)` each
+batch is split over the mesh's data-parallel axes (`to_device`), so a multi-device host
+evaluates in parallel; the batch size must then divide evenly over them.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from scaling_vlm import sharding
 from scaling_vlm.data import transforms
 
 Tokenizer = Callable[[Sequence[str]], np.ndarray]
@@ -26,6 +30,15 @@ def _encode_text(model, tokens):
 @nnx.jit
 def _encode_image(model, images):
   return model.encode_image(transforms.normalize(images))
+
+
+def to_device(batch: np.ndarray) -> jax.Array:
+  """A host batch on the device(s): split over the data axes of the mesh set by
+  `jax.set_mesh`, if any."""
+  mesh = jax.sharding.get_mesh()
+  if mesh.empty:
+    return jnp.asarray(batch)
+  return jax.device_put(batch, sharding.batch_sharding(mesh, batch.ndim))
 
 
 def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
@@ -53,7 +66,7 @@ def image_embeddings(
   for start in range(0, len(source), batch_size):
     records = [source[i] for i in range(start, min(start + batch_size, len(source)))]
     images = np.stack([eval_image(r, image_size) for r in records])
-    out = _encode_image(model, jnp.asarray(pad_rows(images, batch_size)))
+    out = _encode_image(model, to_device(pad_rows(images, batch_size)))
     embeddings.append(np.asarray(out)[: len(records)])
     for field, column in values.items():
       column += [r[field] for r in records]
@@ -69,6 +82,6 @@ def text_embeddings(
   out = []
   for start in range(0, len(texts), batch_size):
     tokens = tokenizer(list(texts[start : start + batch_size]))
-    batch = _encode_text(model, jnp.asarray(pad_rows(tokens, batch_size)))
+    batch = _encode_text(model, to_device(pad_rows(tokens, batch_size)))
     out.append(np.asarray(batch)[: len(tokens)])
   return np.concatenate(out)
