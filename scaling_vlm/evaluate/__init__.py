@@ -1,2 +1,3 @@
-"""Evaluation of trained models: zero-shot classification (more tasks and checkpoint
-evaluation arrive with the evaluation work)."""
+"""Evaluation of trained models: zero-shot classification, image-text retrieval, MaMMUT
+captioning, and every milestone checkpoint of a run into its results table
+(`python -m scaling_vlm.evaluate`)."""
