@@ -52,7 +52,8 @@ def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
         'cosine',
         '',
     )
-    assert (row['global_batch_size'], row['warmup'], row['total_samples']) == ('16', '32', '320')
+    # Warmup in steps (32 samples of batch 16), as the paper's table.
+    assert (row['global_batch_size'], row['warmup'], row['total_samples']) == ('16', '2', '320')
     assert float(row['gflops_per_sample']) == pytest.approx(gflops)
     assert float(row['compute_gflops']) == pytest.approx(gflops * int(row['samples_seen']))
     assert int(row['params']) == models.count_params(models.build('tiny-1'))

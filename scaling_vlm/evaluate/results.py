@@ -79,7 +79,7 @@ class RunInfo:
         'lr_schedule': schedule,
         'lr': config.optim.lr,
         'global_batch_size': self.plan.global_batch,
-        'warmup': parse_count(config.train.warmup, 'train.warmup'),
+        'warmup': self.plan.warmup_steps,  # in steps, as the paper's table (and fitting) read it
         'total_samples': self.plan.total_steps * self.plan.global_batch,
     }
     # A cooldown branch names the constant run it left and the samples seen when it did.
