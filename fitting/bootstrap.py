@@ -76,6 +76,7 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
 
 
 def _solve(fit: solver.Fit, x, y, w, grid_starts: int) -> np.ndarray:
+  x, y, w = solver.pad(x, y, w)
   grid = fit.form.from_natural(fit.form.start_grid())
   stride = max(1, len(grid) // grid_starts)
   starts = np.concatenate([fit.theta[None], grid[::stride][:grid_starts]])

@@ -199,6 +199,22 @@ class Fit:
       return np.asarray(self.form.predict(jnp.asarray(self.theta), jnp.asarray(x, jnp.float64)))
 
 
+def pad(x, y, w, bucket: int = 8):
+  """Pad the last axis to a multiple of `bucket` with zero-weight copies of the first point.
+
+  jit compiles once per shape; without this, every frontier length would cost a compile of
+  several seconds, while a few padded points cost almost nothing.
+  """
+  x, y, w = (np.asarray(v, np.float64) for v in (x, y, w))
+  extra = -x.shape[-1] % bucket
+  widths = [(0, 0)] * (x.ndim - 1) + [(0, extra)]
+  return (
+      np.pad(x, widths, mode='edge'),
+      np.pad(y, widths, mode='edge'),
+      np.pad(w, widths, constant_values=0.0),
+  )
+
+
 def check_data(form: forms_lib.Form, x, y) -> tuple[np.ndarray, np.ndarray]:
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   if x.shape != y.shape or x.ndim != 1:
@@ -233,7 +249,8 @@ def fit(
   x, y = check_data(form, x, y)
   starts = form.start_grid() if starts is None else np.asarray(starts, np.float64)
   w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64)
-  data = (np.log(x), y, w)
+  padded_x, padded_y, padded_w = pad(x, y, w)
+  data = (np.log(padded_x), padded_y, padded_w)
   options = dict(loss=loss, huber_delta=huber_delta)
   with jax.enable_x64(True):
     as32 = lambda v: jnp.asarray(v, jnp.float32)

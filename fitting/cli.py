@@ -1,0 +1,342 @@
+"""`python -m fitting fit|compare|plot|optimal`: scaling laws from a results table.
+
+Every subcommand reads a table, keeps one task/metric's points that pass the paper's
+filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier and fits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from fitting import bootstrap, compare, filters, forms, heldout, optimal, plot, report, solver
+from fitting import table
+
+READERS = {
+    'ours': table.read_results,
+    'paper-csv': table.import_paper_csv,
+    'paper-parquet': table.import_paper_parquet,
+}
+
+
+def _where(text: str) -> tuple[str, str]:
+  if '=' not in text:
+    raise argparse.ArgumentTypeError(f'expected COLUMN=VALUE, got {text!r}')
+  column, value = text.split('=', 1)
+  return column, value
+
+
+def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> None:
+  add = parser.add_argument
+  add('--results', required=True, help='results table: CSV, CSV.gz or Parquet')
+  add(
+      '--format',
+      choices=sorted(READERS),
+      default='ours',
+      help="table layout: 'ours' (DESIGN.md §3), the paper's wide all_results.csv.gz "
+      "('paper-csv') or its per-run Parquet ('paper-parquet'); default: %(default)s",
+  )
+  add('--task', required=task_required, help='downstream task, e.g. imagenet1k')
+  add('--metric', default='acc1', help='metric of the task; error = 1 - metric (default acc1)')
+  add(
+      '--where',
+      type=_where,
+      action='append',
+      default=[],
+      metavar='COLUMN=VALUE',
+      help='keep rows whose COLUMN equals VALUE (repeatable), e.g. --where arch=clip',
+  )
+  add(
+      '--x',
+      default='compute_gflops',
+      choices=['compute_gflops', 'samples_seen'],
+      help='x axis (default %(default)s)',
+  )
+  add('--max-x', type=float, default=filters.MAX_X, help='drop x above this (default 1e12)')
+  add('--min-x', type=float, default=filters.MIN_X, help='drop x below this (default 1e6)')
+  add(
+      '--max-samples',
+      type=float,
+      default=filters.MAX_SAMPLES,
+      help='drop checkpoints with more samples seen (default 1e10)',
+  )
+  add(
+      '--frontier',
+      choices=sorted(filters.FRONTIERS),
+      default='pareto_bin',
+      help="frontier rule (default %(default)s, the paper's)",
+  )
+  add(
+      '--form',
+      choices=sorted(forms.FORMS),
+      default='saturation_both',
+      help='law to fit (default %(default)s)',
+  )
+  add(
+      '--loss',
+      choices=solver.LOSSES,
+      default='linear',
+      help="linear least squares (the paper's), log-space, or Huber (default %(default)s)",
+  )
+  add(
+      '--heldout-threshold',
+      type=float,
+      default=None,
+      metavar='X',
+      help='fit only frontier points with x <= X and report predictions for those above',
+  )
+  add('--bootstrap', type=int, default=0, metavar='N', help='bootstrap replicates (default 0)')
+  add(
+      '--resample',
+      choices=['runs', 'points'],
+      default='runs',
+      help='bootstrap over runs before the frontier, or frontier points (default runs)',
+  )
+  add('--seed', type=int, default=0, help='bootstrap seed (default 0)')
+  add('--level', type=float, default=0.95, help='interval coverage (default 0.95)')
+  add('--json', type=pathlib.Path, default=None, metavar='PATH', help='write results as JSON')
+
+
+def _cast(points, column: str, value: str):
+  """Compare --where values with the column's own type (numbers stay numbers)."""
+  kind = points[column].dtype.kind if column in points.columns else 'O'
+  return float(value) if kind in 'fiu' else value
+
+
+class Procedure:
+  """One procedure's points, frontier, fit and (optionally) held-out check and bootstrap."""
+
+  def __init__(self, args, points, where: dict, seed: int):
+    selected = points
+    for column, value in where.items():
+      selected = filters.select(selected, **{column: _cast(selected, column, value)})
+    self.label = ', '.join(f'{v}' for v in where.values()) or 'all'
+    self.points = selected
+    self.frontier = filters.frontier_points(selected, args.frontier)
+    x, y = self.frontier['x'].to_numpy(), self.frontier['error'].to_numpy()
+    options = dict(loss=args.loss)
+    self.held_out = None
+    if args.heldout_threshold is not None:
+      self.held_out = heldout.held_out(x, y, args.heldout_threshold, args.form, **options)
+      self.fit = self.held_out.fit
+      x, y = x[x <= args.heldout_threshold], y[x <= args.heldout_threshold]
+    else:
+      self.fit = solver.fit(args.form, x, y, **options)
+    self.boot = None
+    if args.bootstrap:
+      if args.resample == 'points':
+        self.boot = bootstrap.resample_points(self.fit, x, y, args.bootstrap, seed)
+      else:
+        keep = selected['x'].to_numpy() <= (args.heldout_threshold or np.inf)
+        self.boot = bootstrap.resample_runs(
+            self.fit,
+            selected['x'][keep],
+            selected['error'][keep],
+            selected['run_id'][keep],
+            args.bootstrap,
+            seed,
+            filters.FRONTIERS[args.frontier],
+        )
+
+  def summary(self, level: float) -> dict:
+    frontier = (self.frontier['x'], self.frontier['error'])
+    out = report.fit_summary(self.fit, frontier, self.held_out, self.boot, level)
+    out['label'] = self.label
+    return out
+
+  def curve(self) -> plot.Curve:
+    return plot.Curve(
+        self.label,
+        (self.points['x'].to_numpy(), self.points['error'].to_numpy()),
+        (self.frontier['x'].to_numpy(), self.frontier['error'].to_numpy()),
+        self.fit,
+        self.boot,
+        self.held_out,
+    )
+
+
+def _points(args, task=None):
+  results = READERS[args.format](args.results)
+  return filters.eligible_points(
+      results,
+      task or args.task,
+      args.metric,
+      x=args.x,
+      max_x=args.max_x,
+      max_samples=args.max_samples,
+      min_x=args.min_x,
+  )
+
+
+def _emit(args, payload: dict) -> None:
+  if args.json is not None:
+    args.json.write_text(json.dumps(payload, indent=2, default=float))
+
+
+def cmd_fit(args) -> dict:
+  proc = Procedure(args, _points(args), dict(args.where), args.seed)
+  out = proc.summary(args.level)
+  if args.predict_at:
+    out['predictions'] = [dict(x=x, error=float(proc.fit.predict([x])[0])) for x in args.predict_at]
+    if proc.boot is not None:
+      lo, hi = proc.boot.prediction_interval(args.predict_at, args.level)
+      for row, l, h in zip(out['predictions'], lo, hi):
+        row['interval'] = [float(l), float(h)]
+  print(json.dumps({k: out[k] for k in ('label', 'params', 'n_points', 'mse')}, default=float))
+  return out
+
+
+def cmd_compare(args) -> dict:
+  tasks = args.tasks or ([args.task] if args.task else [])
+  if not tasks:
+    raise ValueError('compare needs --task or --tasks')
+  rows, pairs = [], []
+  for task in tasks:
+    points = _points(args, task)
+    groups = sorted(set(points[args.across])) if args.across else [None]
+    for group in groups:
+      where = dict(args.where) | ({args.across: str(group)} if args.across else {})
+      a = Procedure(args, points, where | {args.by: args.a}, args.seed)
+      b = Procedure(args, points, where | {args.by: args.b}, args.seed + 1)
+      pair = dict(task=task, group=group, a=a.summary(args.level), b=b.summary(args.level))
+      row = {'task': task} | ({args.across: group} if args.across else {})
+      if a.boot is not None and b.boot is not None:
+        interval = compare.crossover_interval(a.boot, b.boot, args.level)
+        pair['crossover'] = vars(interval)
+        pair['p_a_beats_b'] = {
+            str(x): compare.probability_a_beats_b(a.boot, b.boot, x) for x in args.at
+        }
+        row |= dict(
+            crossover=interval.point or np.nan, cross_low=interval.low, cross_high=interval.high
+        )
+        row |= {f'P({args.a}<{args.b})@{x:g}': pair['p_a_beats_b'][str(x)] for x in args.at}
+      else:
+        pair['crossover'] = compare.crossover(a.fit, b.fit)
+        row['crossover'] = pair['crossover'] or np.nan
+      for name, proc in ((args.a, a), (args.b, b)):
+        row[f'{name} c'] = proc.fit.params['c'] if 'c' in proc.fit.params else np.nan
+        row |= {f'{name} E@{x:g}': float(proc.fit.predict([x])[0]) for x in args.at}
+      rows.append(row)
+      pairs.append(pair)
+  print(report.to_markdown(rows), end='')
+  if args.table is not None:
+    args.table.write_text(report.TABLE_FORMATS[args.table.suffix.lstrip('.')](rows))
+  return dict(by=args.by, a=args.a, b=args.b, comparisons=pairs, table=rows)
+
+
+def cmd_plot(args) -> dict:
+  points = _points(args)
+  values = args.values or sorted(set(points[args.by].astype(str)))
+  procs = [
+      Procedure(args, points, dict(args.where) | {args.by: v}, args.seed + i)
+      for i, v in enumerate(values)
+  ]
+  crossovers = []
+  if len(procs) == 2:
+    c = compare.crossover(procs[0].fit, procs[1].fit)
+    crossovers = [c] if c is not None else []
+  plot.figure(
+      [p.curve() for p in procs],
+      args.out,
+      title=f'{args.task} {args.metric}',
+      xlabel=args.x,
+      level=args.level,
+      crossovers=crossovers,
+  )
+  print(f'wrote {args.out}')
+  return dict(figure=str(args.out), procedures=[p.summary(args.level) for p in procs])
+
+
+def cmd_optimal(args) -> dict:
+  proc = Procedure(args, _points(args), dict(args.where), args.seed)
+  out = dict(
+      label=proc.label, allocation=[optimal.allocation(proc.frontier, q) for q in args.quantity]
+  )
+  print(json.dumps(out, default=float))
+  return out
+
+
+def parser() -> argparse.ArgumentParser:
+  top = argparse.ArgumentParser(prog='python -m fitting', description=__doc__.split('\n')[0])
+  sub = top.add_subparsers(dest='command', required=True)
+  fit = sub.add_parser('fit', help='fit one procedure', description='Fit one procedure.')
+  _data_flags(fit)
+  fit.add_argument(
+      '--predict-at',
+      type=float,
+      nargs='*',
+      default=[],
+      metavar='X',
+      help='also predict the error at these x (with intervals if bootstrapped)',
+  )
+  cmp = sub.add_parser(
+      'compare',
+      help='compare two procedures',
+      description='Crossovers and P(A beats B) of two procedures.',
+  )
+  _data_flags(cmp, task_required=False)
+  cmp.add_argument('--by', required=True, help='column that tells the procedures apart')
+  cmp.add_argument('--a', required=True, help='value of --by for procedure A')
+  cmp.add_argument('--b', required=True, help='value of --by for procedure B')
+  cmp.add_argument(
+      '--at',
+      type=float,
+      nargs='*',
+      default=[1e11],
+      help='x values to compare the predictions at (default 1e11)',
+  )
+  cmp.add_argument(
+      '--tasks',
+      nargs='*',
+      default=None,
+      help='compare on each of these tasks (overrides --task), one table row each',
+  )
+  cmp.add_argument(
+      '--across',
+      default=None,
+      metavar='COLUMN',
+      help='repeat for each value of COLUMN (e.g. pretrain_dataset)',
+  )
+  cmp.add_argument(
+      '--table',
+      type=pathlib.Path,
+      default=None,
+      metavar='PATH',
+      help='write the side-by-side table; format from the suffix: .csv .md .tex',
+  )
+  plt = sub.add_parser('plot', help='plot procedures', description='Plot procedures.')
+  _data_flags(plt)
+  plt.add_argument('--by', required=True, help='column whose values are the procedures')
+  plt.add_argument('--values', nargs='*', default=None, help='only these values of --by')
+  plt.add_argument('--out', type=pathlib.Path, required=True, help='figure path (.png, .pdf)')
+  opt = sub.add_parser(
+      'optimal',
+      help='compute-optimal allocation',
+      description='Samples seen (and size) on the frontier as a power law of x.',
+  )
+  _data_flags(opt)
+  opt.add_argument(
+      '--quantity',
+      nargs='*',
+      default=['samples_seen'],
+      help='frontier columns to fit against x (default samples_seen; params too)',
+  )
+  return top
+
+
+COMMANDS = dict(fit=cmd_fit, compare=cmd_compare, plot=cmd_plot, optimal=cmd_optimal)
+
+
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
+  try:
+    payload = COMMANDS[args.command](args)
+  except (ValueError, FileNotFoundError) as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
+  _emit(args, payload)
+  return 0

@@ -1,0 +1,161 @@
+"""`python -m fitting` end to end on a synthetic sweep the test writes itself."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fitting import cli, table
+
+# Per-architecture laws: MaMMUT starts worse and scales better; they cross at 1.53e10.
+LAWS = {'clip': (3.0, -0.1, 0.2), 'mammut': (9.0, -0.14, 0.15)}
+
+
+def law(arch, c):
+  a, exponent, d = LAWS[arch]
+  return a * (c + np.exp(17.0)) ** exponent + d
+
+
+@pytest.fixture(scope='module')
+def results(tmp_path_factory):
+  """Cosine runs over a model × samples grid; off-optimal allocations pay a penalty."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for arch in LAWS:
+    for dataset in ('dfn', 'datacomp'):
+      for gflops in np.geomspace(2.0, 200.0, 5):
+        for samples in np.geomspace(1e6, 1e9, 7):
+          c = gflops * samples
+          skew = np.log10(samples / (1e5 * gflops))  # 0 on the optimal allocation
+          error = law(arch, c) + 0.01 * skew**2 + rng.normal(0, 2e-3)
+          rows.append(
+              dict(
+                  run_id=f'{arch}-{dataset}-{gflops:.0f}-{samples:.0f}',
+                  arch=arch,
+                  model=f'{arch}-{gflops:.0f}',
+                  pretrain_dataset=dataset,
+                  lr_schedule='cosine',
+                  lr=1e-3,
+                  global_batch_size=1024,
+                  warmup=10,
+                  total_samples=samples,
+                  samples_seen=samples,
+                  gflops_per_sample=gflops,
+                  compute_gflops=c,
+                  params=gflops * 1e7,
+                  task='imagenet1k',
+                  metric='acc1',
+                  value=1 - error,
+              )
+          )
+  path = tmp_path_factory.mktemp('cli') / 'results.csv'
+  pd.DataFrame(rows)[list(table.COLUMNS)].to_csv(path, index=False)
+  return path
+
+
+def test_fit_writes_json_with_heldout_and_intervals(results, tmp_path):
+  out = tmp_path / 'fit.json'
+  argv = [
+      'fit',
+      '--results',
+      str(results),
+      '--task',
+      'imagenet1k',
+      '--where',
+      'arch=clip',
+      '--where',
+      'pretrain_dataset=dfn',
+      '--heldout-threshold',
+      '1e10',
+      '--bootstrap',
+      '16',
+      '--predict-at',
+      '1e12',
+      '--json',
+      str(out),
+  ]
+  assert cli.main(argv) == 0
+  got = json.loads(out.read_text())
+  assert set(got['params']) == {'a', 'b', 'ln_b', 'c', 'd'}
+  assert got['n_points'] == sum(p['x'] <= 1e10 for p in got['frontier'])
+  assert all(abs(p['relative_error']) < 0.1 for p in got['held_out']['points'])
+  assert got['bootstrap']['replicates'] == 16
+  lo, hi = got['predictions'][0]['interval']
+  assert lo <= got['predictions'][0]['error'] <= hi
+
+
+def test_compare_across_datasets_writes_a_table(results, tmp_path):
+  out, md = tmp_path / 'cmp.json', tmp_path / 'cmp.md'
+  argv = [
+      'compare',
+      '--results',
+      str(results),
+      '--tasks',
+      'imagenet1k',
+      '--by',
+      'arch',
+      '--a',
+      'mammut',
+      '--b',
+      'clip',
+      '--across',
+      'pretrain_dataset',
+      '--at',
+      '1e12',
+      '--bootstrap',
+      '16',
+      '--resample',
+      'points',
+      '--table',
+      str(md),
+      '--json',
+      str(out),
+  ]
+  assert cli.main(argv) == 0
+  got = json.loads(out.read_text())
+  assert len(got['table']) == 2
+  for row in got['table']:
+    assert 5e9 < row['crossover'] < 5e10
+    assert row['P(mammut<clip)@1e+12'] >= 0.9
+  assert md.read_text().startswith('| task | pretrain_dataset |')
+
+
+def test_plot_and_optimal(results, tmp_path):
+  figure = tmp_path / 'laws.png'
+  common = ['--results', str(results), '--task', 'imagenet1k', '--where', 'pretrain_dataset=dfn']
+  assert cli.main(['plot', *common, '--by', 'arch', '--out', str(figure)]) == 0
+  assert figure.stat().st_size > 10_000
+  out = tmp_path / 'opt.json'
+  argv = [
+      'optimal',
+      *common,
+      '--where',
+      'arch=clip',
+      '--quantity',
+      'samples_seen',
+      'params',
+      '--json',
+      str(out),
+  ]
+  assert cli.main(argv) == 0
+  samples, params = json.loads(out.read_text())['allocation']
+  assert 0.2 < samples['slope'] < 0.8 and 0.2 < params['slope'] < 0.8
+
+
+def test_bad_input_is_a_clear_error(results, capsys):
+  assert cli.main(['fit', '--results', str(results), '--task', 'coco']) == 2
+  assert "unknown task 'coco'" in capsys.readouterr().err
+  argv = ['fit', '--results', str(results), '--task', 'imagenet1k', '--where', 'arch=siglip']
+  assert cli.main(argv) == 2
+  assert "no points with arch='siglip'" in capsys.readouterr().err
+
+
+def test_help_documents_every_flag(capsys):
+  for command in cli.COMMANDS:
+    with pytest.raises(SystemExit):
+      cli.main([command, '--help'])
+    text = capsys.readouterr().out
+    for action in cli.parser()._subparsers._group_actions[0].choices[command]._actions:
+      assert action.help, f'{command} {action.option_strings} has no help'
+      assert all(flag in text for flag in action.option_strings)
