@@ -117,6 +117,11 @@ class Procedure:
     self.label = ', '.join(f'{v}' for v in where.values()) or 'all'
     self.points = selected
     self.frontier = filters.frontier_points(selected, args.frontier)
+    if len(self.frontier) < forms.get(args.form).n_params:
+      raise ValueError(
+          f'{self.label}: only {len(self.frontier)} frontier points for the'
+          f' {forms.get(args.form).n_params} parameters of {args.form}'
+      )
     x, y = self.frontier['x'].to_numpy(), self.frontier['error'].to_numpy()
     options = dict(loss=args.loss)
     self.held_out = None

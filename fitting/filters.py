@@ -2,7 +2,9 @@
 
 Cosine (and any other decaying) schedules contribute only their final checkpoint, since an
 intermediate checkpoint of a cosine run has not annealed; constant-LR runs contribute every
-checkpoint after warmup, which is what makes them cheap. ImageNet and COCO drop the
+checkpoint after warmup, which is what makes them cheap. A cooldown branch (a row with
+`cooldown_from` set) is annealed only at its end, so it counts as decaying whatever its
+schedule name. ImageNet and COCO drop the
 high-compute points whose error is still >= 0.7 (failed runs that would pin the curve).
 """
 
@@ -63,7 +65,10 @@ def eligible_points(
   v = lambda column: rows[column].to_numpy(np.float64)
   after_warmup = v('warmup') * v('global_batch_size') <= v('samples_seen')
   final = np.isclose(v('samples_seen'), v('total_samples'), rtol=1e-6)
-  keep = np.where(is_constant(rows['lr_schedule']).to_numpy(), after_warmup, final)
+  constant = is_constant(rows['lr_schedule']).to_numpy()
+  if 'cooldown_from' in rows.columns:
+    constant = constant & rows['cooldown_from'].isna().to_numpy()
+  keep = np.where(constant, after_warmup, final)
   keep &= (v('x') <= max_x) & (v('samples_seen') <= max_samples) & (v('x') >= min_x)
   if task in FAILED_RUN_TASKS:
     keep &= ~((v('x') > FAILED_RUN_MIN_X) & (v('error') >= FAILED_RUN_MIN_ERROR))

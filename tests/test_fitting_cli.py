@@ -149,6 +149,9 @@ def test_bad_input_is_a_clear_error(results, capsys):
   argv = ['fit', '--results', str(results), '--task', 'imagenet1k', '--where', 'arch=siglip']
   assert cli.main(argv) == 2
   assert "no points with arch='siglip'" in capsys.readouterr().err
+  argv = ['fit', '--results', str(results), '--task', 'imagenet1k', '--max-x', '1e7']
+  assert cli.main(argv) == 2
+  assert 'only 3 frontier points for the 4 parameters' in capsys.readouterr().err
 
 
 def test_help_documents_every_flag(capsys):

@@ -53,6 +53,18 @@ def test_filters_follow_the_paper(results):
   np.testing.assert_allclose(points['x'], points['samples_seen'] * 10.0)
 
 
+def test_cooldown_branches_count_only_at_their_end():
+  rows = run_rows('const', 'const', 1e7, [2e5, 1e6]) + run_rows('cool', 'const', 1e6, [9e5, 1e6])
+  frame = pd.DataFrame(rows).assign(cooldown_from=np.nan)
+  frame.loc[frame.run_id == 'cool', 'cooldown_from'] = 8e5
+  points = filters.eligible_points(frame, 'imagenet1k', 'acc1')
+  assert sorted(zip(points['run_id'], points['samples_seen'])) == [
+      ('const', 2e5),
+      ('const', 1e6),
+      ('cool', 1e6),
+  ]
+
+
 def test_imagenet_drops_failed_high_compute_points():
   rows = run_rows('ok', 'cosine', 1e10, [1e10], gflops=50.0) + run_rows(
       'failed', 'cosine', 1e10, [1e10], gflops=40.0
