@@ -4,7 +4,7 @@ For each milestone on disk, the tasks without rows yet are run and their rows ap
 second call adds nothing and an interrupted one resumes at the first missing
 (checkpoint, task). The model is built once per run and each checkpoint's parameters are
 loaded into it, so the jitted embedding programs compile once per run. Parameters are
-replicated over a data-parallel mesh of all local devices and each batch is split over it. A
+replicated over a data-parallel mesh of the process's devices and each batch is split over it. A
 checkpoint that cannot be read, or a task that fails, is recorded as skipped with the reason;
 the rest goes on.
 """
@@ -101,7 +101,8 @@ class _Run:
     self.image_size = self.arch.vision.image_size
     self.tasks = tasks_lib.make_tasks(specs, self.arch.arch, self.image_size, synthetic_size)
     self.table = results_lib.ResultsFile(os.path.join(workdir, results_lib.RESULTS_FILE))
-    self.mesh = sharding.make_mesh(data=-1)
+    # This process's devices: evaluation is one process (on a pod slice, one host's chips).
+    self.mesh = sharding.make_mesh(data=-1, devices=jax.local_devices())
     self.batch_size = -(-batch_size // self.mesh.size) * self.mesh.size  # whole rows per device
     self.failed_loads: set[str] = set()
     self.model = None

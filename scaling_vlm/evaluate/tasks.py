@@ -19,6 +19,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from scaling_vlm.data import synthetic
 from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, tfds_tasks, zero_shot
 
@@ -45,7 +47,12 @@ class Task:
       return zero_shot.evaluate(model, tokenizer, self.data, image_size, batch_size), []
     if self.kind == RETRIEVAL:
       return retrieval.evaluate(model, tokenizer, self.data, image_size, batch_size), []
-    return captioning.evaluate(model, tokenizer, self.data, image_size, min(batch_size, 64))
+    # Caption logits are batch x context x vocab floats: 64 rows (rounded to whole rows per
+    # device) keep them near 1 GB at the paper's 49408-word vocabulary.
+    mesh = jax.sharding.get_mesh()
+    devices = 1 if mesh.empty else mesh.size
+    caption_batch = -(-min(batch_size, 64) // devices) * devices
+    return captioning.evaluate(model, tokenizer, self.data, image_size, caption_batch)
 
 
 def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
