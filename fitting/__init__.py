@@ -10,5 +10,6 @@ from fitting.filters import eligible_points, frontier_points, select
 from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
 from fitting.frontier import pareto_bin, pareto_naive
 from fitting.heldout import HeldOut, held_out
+from fitting.schedules import agreement as schedule_agreement
 from fitting.solver import Fit, fit
 from fitting.table import import_paper_csv, import_paper_parquet, read_results

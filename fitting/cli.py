@@ -7,14 +7,15 @@ filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
 
 import numpy as np
 
-from fitting import bootstrap, compare, filters, forms, heldout, optimal, plot, report, solver
-from fitting import table
+from fitting import bootstrap, compare, filters, forms, heldout, optimal, plot, report, schedules
+from fitting import solver, table
 
 READERS = {
     'ours': table.read_results,
@@ -225,6 +226,22 @@ def cmd_compare(args) -> dict:
       for name, proc in ((args.a, a), (args.b, b)):
         row[f'{name} c'] = proc.fit.params['c'] if 'c' in proc.fit.params else np.nan
         row |= {f'{name} E@{x:g}': float(proc.fit.predict([x])[0]) for x in args.at}
+      if args.schedule_check:
+        selected = points
+        for column, value in where.items():
+          selected = filters.select(selected, **{column: _cast(selected, column, value)})
+        check = schedules.agreement(
+            selected,
+            args.by,
+            args.a,
+            args.b,
+            args.at,
+            form=args.form,
+            loss=args.loss,
+            frontier=args.frontier,
+        )
+        pair['schedule_check'] = dataclasses.asdict(check)
+        row |= dict(ranking_agrees=check.ranking_agrees, crossover_agrees=check.crossover_agrees)
       rows.append(row)
       pairs.append(pair)
   print(report.to_markdown(rows), end='')
@@ -305,6 +322,12 @@ def parser() -> argparse.ArgumentParser:
       default=None,
       metavar='COLUMN',
       help='repeat for each value of COLUMN (e.g. pretrain_dataset)',
+  )
+  cmp.add_argument(
+      '--schedule-check',
+      action='store_true',
+      help='also fit A and B on constant-LR and on cosine points separately and report'
+      ' whether the winners at --at and the crossover agree',
   )
   cmp.add_argument(
       '--table',

@@ -152,6 +152,24 @@ def test_bad_input_is_a_clear_error(results, capsys):
   argv = ['fit', '--results', str(results), '--task', 'imagenet1k', '--max-x', '1e7']
   assert cli.main(argv) == 2
   assert 'only 3 frontier points for the 4 parameters' in capsys.readouterr().err
+  argv = [
+      'compare',
+      '--results',
+      str(results),
+      '--task',
+      'imagenet1k',
+      '--by',
+      'arch',
+      '--a',
+      'mammut',
+      '--b',
+      'clip',
+      '--where',
+      'pretrain_dataset=dfn',
+      '--schedule-check',
+  ]
+  assert cli.main(argv) == 2  # the sweep has cosine runs only
+  assert 'needs both constant-LR and cosine points' in capsys.readouterr().err
 
 
 def test_help_documents_every_flag(capsys):
