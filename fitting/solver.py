@@ -150,7 +150,9 @@ def _solve_one(form, loss, n_iter, huber_delta, theta, log_x, y, w):
 
 
 @functools.partial(jax.jit, static_argnames=('form', 'loss', 'n_iter', 'huber_delta'))
-def solve_starts(form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER, huber_delta=0.01):
+def solve_starts(
+    form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER, huber_delta=HUBER_DELTA
+):
   """Final theta [S, P] and objective [S] of each start in `thetas` [S, P] on one data set."""
   solve = functools.partial(_solve_one, form, loss, n_iter, huber_delta)
   return jax.vmap(solve, in_axes=(0, None, None, None))(thetas, log_x, y, w)
@@ -158,7 +160,7 @@ def solve_starts(form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER
 
 @functools.partial(jax.jit, static_argnames=('form', 'loss', 'n_iter', 'huber_delta'))
 def solve_replicates(
-    form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER, huber_delta=0.01
+    form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER, huber_delta=HUBER_DELTA
 ):
   """Best theta [R, P] and objective [R] for R data sets (x, y, w of shape [R, N]) at once.
 
@@ -187,8 +189,6 @@ class Fit:
   # Share of starts whose objective is within 1e-6 (relative) of the best one: how
   # rugged the landscape was. Reported, not used.
   share_at_best: float
-  # The final thetas of all starts, best first; the bootstrap restarts from the top few.
-  ranked_thetas: np.ndarray
 
   @property
   def params(self) -> dict[str, float]:
@@ -249,6 +249,8 @@ def fit(
   x, y = check_data(form, x, y)
   starts = form.start_grid() if starts is None else np.asarray(starts, np.float64)
   w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64)
+  if w.shape != x.shape or np.any(w < 0) or not np.any(w > 0):
+    raise ValueError('weights must be non-negative, not all zero, one per point')
   padded_x, padded_y, padded_w = pad(x, y, w)
   data = (np.log(padded_x), padded_y, padded_w)
   options = dict(loss=loss, huber_delta=huber_delta)
@@ -264,21 +266,19 @@ def fit(
         form, jnp.asarray(coarse[top]), *map(jnp.asarray, data), n_iter=polish_iter, **options
     )
     polished, polished_values = np.asarray(polished), _nan_last(polished_values)
-  ranked = np.argsort(polished_values, kind='stable')
-  best_value = polished_values[ranked[0]]
-  result = Fit(
+  theta = polished[np.argmin(polished_values)]  # the first of equal optima: deterministic
+  with jax.enable_x64(True):
+    residual = np.asarray(form.predict(jnp.asarray(theta), jnp.asarray(x))) - y
+  return Fit(
       form=form,
       loss=loss,
-      theta=polished[ranked[0]],
-      objective=float(best_value),
-      mse=0.0,
+      theta=theta,
+      objective=float(polished_values.min()),
+      mse=float(np.sum(w * residual**2) / np.sum(w)),
       n_points=len(x),
       # float32 objectives carry ~1e-6 relative noise, so "at the best" allows 1e-4.
       share_at_best=float(np.mean(values <= values[order[0]] * (1 + 1e-4))),
-      ranked_thetas=np.concatenate([polished[ranked], coarse[order[POLISH_TOP:]]]),
   )
-  residual = result.predict(x) - y
-  return dataclasses.replace(result, mse=float(np.sum(w * residual**2) / np.sum(w)))
 
 
 def _nan_last(values) -> np.ndarray:

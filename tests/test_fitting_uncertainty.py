@@ -22,7 +22,7 @@ def data():
 def known(form, natural):
   """A Fit at known parameters, to test comparisons without solving anything."""
   theta = form.from_natural(np.asarray(natural, np.float64))
-  return solver.Fit(form, 'linear', theta, 0.0, 0.0, 0, 1.0, theta[None])
+  return solver.Fit(form, 'linear', theta, 0.0, 0.0, 0, 1.0)
 
 
 def test_point_bootstrap_is_reproducible_and_brackets_the_fit(data):
