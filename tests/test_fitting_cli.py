@@ -69,7 +69,7 @@ def test_fit_writes_json_with_heldout_and_intervals(results, tmp_path):
       '--heldout-threshold',
       '1e10',
       '--bootstrap',
-      '16',
+      '32',
       '--predict-at',
       '1e12',
       '--json',
@@ -80,7 +80,7 @@ def test_fit_writes_json_with_heldout_and_intervals(results, tmp_path):
   assert set(got['params']) == {'a', 'b', 'ln_b', 'c', 'd'}
   assert got['n_points'] == sum(p['x'] <= 1e10 for p in got['frontier'])
   assert all(abs(p['relative_error']) < 0.1 for p in got['held_out']['points'])
-  assert got['bootstrap']['replicates'] == 16
+  assert got['bootstrap']['replicates'] == 32
   lo, hi = got['predictions'][0]['interval']
   assert lo <= got['predictions'][0]['error'] <= hi
 
@@ -104,7 +104,7 @@ def test_compare_across_datasets_writes_a_table(results, tmp_path):
       '--at',
       '1e12',
       '--bootstrap',
-      '16',
+      '32',
       '--resample',
       'points',
       '--table',

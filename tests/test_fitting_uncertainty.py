@@ -27,9 +27,9 @@ def known(form, natural):
 
 def test_point_bootstrap_is_reproducible_and_brackets_the_fit(data):
   x, y, fit = data
-  first = bootstrap.resample_points(fit, x, y, n=64, seed=3)
-  again = bootstrap.resample_points(fit, x, y, n=64, seed=3)
-  other = bootstrap.resample_points(fit, x, y, n=64, seed=4)
+  first = bootstrap.resample_points(fit, x, y, n=32, seed=3)
+  again = bootstrap.resample_points(fit, x, y, n=32, seed=3)
+  other = bootstrap.resample_points(fit, x, y, n=32, seed=4)
   np.testing.assert_array_equal(first.thetas, again.thetas)
   assert not np.array_equal(first.thetas, other.thetas)
   lo, hi = first.prediction_interval([1e9, 1e12], level=0.9)
@@ -75,8 +75,8 @@ def test_crossover_interval_and_probability_from_bootstraps(data):
   x, y, fit_a = data
   y_b = law(x, a=20.0, c=-0.15, d=0.05) + np.random.default_rng(2).normal(0, 3e-3, x.shape)
   fit_b = solver.fit('saturation_both', x, y_b)
-  boot_a = bootstrap.resample_points(fit_a, x, y, n=64, seed=1)
-  boot_b = bootstrap.resample_points(fit_b, x, y_b, n=64, seed=2)
+  boot_a = bootstrap.resample_points(fit_a, x, y, n=32, seed=1)
+  boot_b = bootstrap.resample_points(fit_b, x, y_b, n=32, seed=2)
   interval = compare.crossover_interval(boot_a, boot_b)
   assert interval.point is not None and interval.share_crossing > 0.5
   assert interval.low <= interval.point <= interval.high
