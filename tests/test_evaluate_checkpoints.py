@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 
+import ml_collections
 import pytest
 
 from configs import presets
@@ -102,6 +103,14 @@ def test_a_cooldown_branch_names_its_parent_and_branch_point(tmp_path):
   (row,) = info.rows(20, 'synthetic/shape', {'acc1': 0.5})
   assert row['cooldown_from'] == 'const-tiny@160'
   assert row['lr_schedule'] == 'cooldown' and row['samples_seen'] == 320
+
+
+def test_the_pretrain_dataset_is_the_shard_folder(tmp_path):
+  (tmp_path / 'datacomp').mkdir()
+  for shards in (f'{tmp_path}/datacomp/{{00000..00009}}.tar', str(tmp_path / 'datacomp')):
+    data = ml_collections.ConfigDict({'source': 'wds', 'shards': shards})
+    assert results.pretrain_dataset(data) == 'datacomp'
+  assert results.pretrain_dataset(ml_collections.ConfigDict({'source': 'synthetic'})) == 'synthetic'
 
 
 def test_a_directory_that_is_not_a_run_is_reported(tmp_path, capsys):

@@ -54,11 +54,11 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 def pretrain_dataset(data: ml_collections.ConfigDict) -> str:
   """'synthetic', or the name of the folder holding the shards ('/data/datacomp/{0..9}.tar'
-  -> 'datacomp')."""
+  and the folder '/data/datacomp' both -> 'datacomp')."""
   if data.source == 'synthetic':
     return 'synthetic'
   first = str(data.shards).split(',')[0]
-  folder = first if first.endswith('/') else os.path.dirname(first)
+  folder = first if first.endswith('/') or os.path.isdir(first) else os.path.dirname(first)
   return os.path.basename(folder.rstrip('/')) or first
 
 
