@@ -8,6 +8,8 @@ evaluates in parallel; the batch size must then divide evenly over them.
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ from scaling_vlm import sharding
 from scaling_vlm.data import transforms
 
 Tokenizer = Callable[[Sequence[str]], np.ndarray]
+DECODE_THREADS = min(16, os.cpu_count() or 1)
 
 
 @nnx.jit
@@ -61,17 +64,31 @@ def image_embeddings(
     model, source, image_size: int, fields: Iterable[str] = (), batch_size: int = 256
 ) -> tuple[np.ndarray, dict[str, list]]:
   """Unit-norm (N, embed) embeddings of every record of `source` in order, and the values of
-  each of `fields` per record (labels, captions)."""
+  each of `fields` per record (labels, captions).
+
+  Reading and decoding run in threads (file reads, libjpeg-turbo and OpenCV release the GIL),
+  and batch i + 1 is prepared while the device still encodes batch i: dispatch is
+  asynchronous and batch i's embeddings are fetched only afterwards."""
   embeddings, values = [], {field: [] for field in fields}
-  for start in range(0, len(source), batch_size):
-    records = [source[i] for i in range(start, min(start + batch_size, len(source)))]
-    images = np.stack([eval_image(r, image_size) for r in records])
-    out = _encode_image(model, to_device(pad_rows(images, batch_size)))
-    embeddings.append(np.asarray(out)[: len(records)])
-    for field, column in values.items():
-      column += [r[field] for r in records]
-  if not embeddings:
+
+  def load(index: int) -> tuple[dict[str, Any], np.ndarray]:
+    record = source[index]
+    return record, eval_image(record, image_size)
+
+  in_flight = None  # (device embeddings, rows) of the batch being encoded
+  with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
+    for start in range(0, len(source), batch_size):
+      loaded = list(pool.map(load, range(start, min(start + batch_size, len(source)))))
+      images = np.stack([image for _, image in loaded])
+      out = _encode_image(model, to_device(pad_rows(images, batch_size)))
+      if in_flight is not None:
+        embeddings.append(np.asarray(in_flight[0])[: in_flight[1]])
+      in_flight = (out, len(loaded))
+      for field, column in values.items():
+        column += [record[field] for record, _ in loaded]
+  if in_flight is None:
     raise ValueError(f'{source!r} holds no records')
+  embeddings.append(np.asarray(in_flight[0])[: in_flight[1]])
   return np.concatenate(embeddings), values
 
 
