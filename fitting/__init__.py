@@ -4,6 +4,7 @@ Independent of the training stack (it never imports `scaling_vlm`), so any resul
 can be fitted without a model in sight.
 """
 
+from fitting import annealing
 from fitting.bootstrap import Bootstrap, resample_points, resample_runs
 from fitting.compare import crossover, crossover_interval, probability_a_beats_b
 from fitting.filters import eligible_points, frontier_points, select

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from fitting import bootstrap, compare, filters, forms, heldout, optimal, plot, report, schedules
+from fitting import annealing, bootstrap, compare, filters, forms, heldout, optimal, plot, report, schedules
 from fitting import solver, table
 
 READERS = {
@@ -192,6 +192,8 @@ def cmd_fit(args) -> dict:
       lo, hi = proc.boot.prediction_interval(args.predict_at, args.level)
       for row, l, h in zip(out['predictions'], lo, hi):
         row['interval'] = [float(l), float(h)]
+  if args.annealing_check:
+    out['annealing'] = annealing.predict_cosine(proc.points, args.cooldown_shape)
   print(json.dumps({k: out[k] for k in ('label', 'params', 'n_points', 'mse')}, default=float))
   return out
 
@@ -294,6 +296,18 @@ def parser() -> argparse.ArgumentParser:
       default=[],
       metavar='X',
       help='also predict the error at these x (with intervals if bootstrapped)',
+  )
+  fit.add_argument(
+      '--annealing-check',
+      action='store_true',
+      help='also fit the LR-annealing law on the constant-LR and cooldown points and report'
+      ' its predictions for the cosine points',
+  )
+  fit.add_argument(
+      '--cooldown-shape',
+      choices=annealing.COOLDOWN_SHAPES,
+      default='linear',
+      help='LR decay of cooldown branches, which the table does not record (default linear)',
   )
   cmp = sub.add_parser(
       'compare',

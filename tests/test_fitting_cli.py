@@ -170,6 +170,20 @@ def test_bad_input_is_a_clear_error(results, capsys):
   ]
   assert cli.main(argv) == 2  # the sweep has cosine runs only
   assert 'needs both constant-LR and cosine points' in capsys.readouterr().err
+  argv = [
+      'fit',
+      '--results',
+      str(results),
+      '--task',
+      'imagenet1k',
+      '--where',
+      'arch=clip',
+      '--where',
+      'pretrain_dataset=dfn',
+      '--annealing-check',
+  ]
+  assert cli.main(argv) == 2  # every point is a cosine point: nothing to fit the law on
+  assert 'needs >= 4 constant-LR or cooldown points, got 0' in capsys.readouterr().err
 
 
 def test_help_documents_every_flag(capsys):
