@@ -137,7 +137,8 @@ class Procedure:
       if args.resample == 'points':
         self.boot = bootstrap.resample_points(self.fit, x, y, args.bootstrap, seed)
       else:
-        keep = selected['x'].to_numpy() <= (args.heldout_threshold or np.inf)
+        limit = np.inf if args.heldout_threshold is None else args.heldout_threshold
+        keep = selected['x'].to_numpy() <= limit
         self.boot = bootstrap.resample_runs(
             self.fit,
             selected['x'][keep],

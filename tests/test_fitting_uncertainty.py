@@ -41,6 +41,14 @@ def test_point_bootstrap_is_reproducible_and_brackets_the_fit(data):
   assert c_lo <= fit.params['c'] <= c_hi <= 0
 
 
+def test_sigma_band_reports_its_true_coverage(data):
+  x, y, fit = data
+  boot = bootstrap.resample_points(fit, x, y, n=32, seed=3)
+  lo, hi, coverage = boot.sigma_band([1e12], 0.74)
+  assert coverage == pytest.approx(0.54, abs=0.01)  # the paper's "95%" band
+  assert lo[0] < fit.predict([1e12])[0] < hi[0]
+
+
 def test_run_bootstrap_takes_each_replicates_own_frontier(data):
   x, y, fit = data
   # each frontier point is the final checkpoint of a run that also has two worse checkpoints
