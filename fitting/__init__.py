@@ -1,4 +1,4 @@
-"""Scaling-law fitting in JAX: forms, frontiers, multi-start fits, bootstrap and comparisons.
+r"""Scaling-law fitting in JAX: forms, frontiers, multi-start fits, bootstrap and comparisons.
 
 Independent of the training stack (it never imports `scaling_vlm`), so any results table
 can be fitted without a model in sight. From the shell:
@@ -6,7 +6,8 @@ can be fitted without a model in sight. From the shell:
     python -m fitting fit --results results.parquet --task imagenet1k --where arch=clip \
         --bootstrap 1000 --heldout-threshold 1e10 --json clip.json
     python -m fitting compare --results all_results.csv.gz --format paper-csv --by arch \
-        --a mammut --b clip --tasks imagenet1k mscoco_captions --across pretrain_dataset \
+        --a mammut --b clip --tasks imagenet1k mscoco_captions:image_retrieval_recall@5 \
+        --across pretrain_dataset \
         --bootstrap 1000 --at 1e11 1e12 --table comparison.md
     python -m fitting plot --results results.parquet --task imagenet1k --by arch --out laws.png
     python -m fitting optimal --results results.parquet --task imagenet1k --where arch=clip \

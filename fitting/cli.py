@@ -166,12 +166,12 @@ class Procedure:
     )
 
 
-def _points(args, task=None):
+def _points(args, task=None, metric=None):
   results = READERS[args.format](args.results)
   return filters.eligible_points(
       results,
       task or args.task,
-      args.metric,
+      metric or args.metric,
       x=args.x,
       max_x=args.max_x,
       max_samples=args.max_samples,
@@ -204,8 +204,9 @@ def cmd_compare(args) -> dict:
   if not tasks:
     raise ValueError('compare needs --task or --tasks')
   rows, pairs = [], []
-  for task in tasks:
-    points = _points(args, task)
+  for spec in tasks:
+    task, _, metric = spec.partition(':')
+    points = _points(args, task, metric)
     groups = sorted(set(points[args.across])) if args.across else [None]
     for group in groups:
       where = dict(args.where) | ({args.across: str(group)} if args.across else {})
@@ -330,7 +331,8 @@ def parser() -> argparse.ArgumentParser:
       '--tasks',
       nargs='*',
       default=None,
-      help='compare on each of these tasks (overrides --task), one table row each',
+      help='compare on each of these tasks (overrides --task), one table row each; TASK:METRIC'
+      ' gives a task its own metric, e.g. mscoco_captions:image_retrieval_recall@5',
   )
   cmp.add_argument(
       '--across',

@@ -92,7 +92,7 @@ def test_compare_across_datasets_writes_a_table(results, tmp_path):
       '--results',
       str(results),
       '--tasks',
-      'imagenet1k',
+      'imagenet1k:acc1',
       '--by',
       'arch',
       '--a',
