@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-from fitting import annealing, bootstrap, compare, filters, forms, heldout, optimal, plot, report, schedules
-from fitting import solver, table
+from fitting import annealing, bootstrap, compare, filters, forms, heldout, optimal, plot
+from fitting import report, schedules, solver, table
 
 READERS = {
     'ours': table.read_results,

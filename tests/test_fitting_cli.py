@@ -1,6 +1,8 @@
 """`python -m fitting` end to end on a synthetic sweep the test writes itself."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -194,3 +196,12 @@ def test_help_documents_every_flag(capsys):
     for action in cli.parser()._subparsers._group_actions[0].choices[command]._actions:
       assert action.help, f'{command} {action.option_strings} has no help'
       assert all(flag in text for flag in action.option_strings)
+
+
+def test_fitting_does_not_import_the_training_stack():
+  code = (
+      'import sys, fitting.cli; '
+      'print(sorted(m for m in sys.modules if m.split(".")[0] == "scaling_vlm"))'
+  )
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == '[]'

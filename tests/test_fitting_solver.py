@@ -51,7 +51,8 @@ def test_deterministic(noisy, noisy_fit):
 
 def test_as_good_as_scipy_trf_from_the_same_starts(noisy, noisy_fit):
   x, y = noisy
-  starts = forms.paper_grid()[::160]  # 20 starts across the grid keep the oracle fast
+  grid = forms.paper_grid()  # 20 random starts of the grid keep the oracle fast
+  starts = grid[np.random.default_rng(0).choice(len(grid), 20, replace=False)]
   bounds = ([0, 0, -np.inf, 0], [np.inf, np.inf, 0, np.inf])
   scipy_best = np.inf
   for start in starts:
