@@ -205,3 +205,45 @@ def test_fitting_does_not_import_the_training_stack():
   )
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == '[]'
+
+
+def test_paper_csv_format_gives_the_same_fit(results, tmp_path):
+  ours = pd.read_csv(results)
+  wide = pd.DataFrame(
+      {
+          'model': ours['model'],
+          'namespace': ours['run_id'],
+          'pretrain_dataset': ours['pretrain_dataset'],
+          'downstream_dataset': ours['task'],
+          'lr_scheduler': ours['lr_schedule'],
+          'total_samples_seen': ours['total_samples'],
+          'epoch': 4,
+          'total_epochs': 4,
+          'gflops': ours['gflops_per_sample'],
+          'global_batch_size': ours['global_batch_size'],
+          'warmup': ours['warmup'],
+          'acc1': ours['value'],
+      }
+  )
+  paper = tmp_path / 'all_results.csv.gz'
+  wide.to_csv(paper, index=False)
+  fits = []
+  for path, layout in ((results, 'ours'), (paper, 'paper-csv')):
+    out = tmp_path / f'{layout}.json'
+    argv = [
+        'fit',
+        '--results',
+        str(path),
+        '--format',
+        layout,
+        '--task',
+        'imagenet1k',
+        '--where',
+        'model=clip-2',
+        '--json',
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    fits.append(json.loads(out.read_text()))
+  assert fits[0]['frontier'] == fits[1]['frontier']
+  assert fits[0]['params'] == pytest.approx(fits[1]['params'], rel=1e-9)
