@@ -200,7 +200,7 @@ class Fit:
 
 
 def pad(x, y, w, bucket: int = 8):
-  """Pad the last axis to a multiple of `bucket` with zero-weight copies of the first point.
+  """Pad the last axis to a multiple of `bucket` with zero-weight copies of the last point.
 
   jit compiles once per shape; without this, every frontier length would cost a compile of
   several seconds, while a few padded points cost almost nothing.
