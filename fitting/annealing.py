@@ -133,11 +133,14 @@ def table_areas(points: pd.DataFrame, cooldown_shape: str = 'linear') -> pd.Data
   samples at which it branched), and its decay shape is not in the table, so it is given.
   """
   out = []
-  for _, row in points.iterrows():
+  branch = filters.cooldown_samples(points)
+  constant = filters.is_constant(points)
+  for (_, row), cooldown, const in zip(points.iterrows(), branch, constant):
     batch = row['global_batch_size']
-    cooldown = row.get('cooldown_from', np.nan)
-    schedule = 'cooldown' if pd.notna(cooldown) else str(row['lr_schedule']).lower()
-    schedule = 'const' if schedule.startswith('const') else schedule
+    if pd.notna(cooldown):
+      schedule = 'cooldown'
+    else:
+      schedule = 'const' if const else str(row['lr_schedule']).lower()
     lr = learning_rates(
         schedule,
         float(row['lr']),
@@ -160,10 +163,9 @@ def predict_cosine(points: pd.DataFrame, cooldown_shape: str = 'linear') -> dict
   column is what the law models.
   """
   with_areas = table_areas(points, cooldown_shape)
-  constant = filters.is_constant(points['lr_schedule']).to_numpy()
-  if 'cooldown_from' in points.columns:
-    constant = constant | points['cooldown_from'].notna().to_numpy()
-  train, test = with_areas[constant], with_areas[~constant]
+  constant_or_cooldown = filters.is_constant(points) | ~np.isnan(filters.cooldown_samples(points))
+  train = with_areas[constant_or_cooldown]
+  test = with_areas[~constant_or_cooldown]
   if test.empty:
     raise ValueError('no cosine points to hold out')
   if len(train) < 4:

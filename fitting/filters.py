@@ -2,9 +2,9 @@
 
 Cosine (and any other decaying) schedules contribute only their final checkpoint, since an
 intermediate checkpoint of a cosine run has not annealed; constant-LR runs contribute every
-checkpoint after warmup, which is what makes them cheap. A cooldown branch (a row with
-`cooldown_from` set) is annealed only at its end, so it counts as decaying whatever its
-schedule name. ImageNet and COCO drop the
+checkpoint after warmup, which is what makes them cheap. A cooldown branch (schedule
+'cooldown', or a row with `cooldown_from` set) is annealed only at its end, so it counts as
+decaying whatever its schedule name. ImageNet and COCO drop the
 high-compute points whose error is still >= 0.7 (failed runs that would pin the curve).
 """
 
@@ -27,8 +27,22 @@ FAILED_RUN_TASKS = frozenset({'imagenet1k', 'mscoco_captions'})
 FAILED_RUN_MIN_X, FAILED_RUN_MIN_ERROR = 1e11, 0.7
 
 
-def is_constant(schedule: pd.Series) -> pd.Series:
-  return schedule.astype(str).str.lower().str.startswith('const')
+def cooldown_samples(points: pd.DataFrame) -> np.ndarray:
+  """Samples seen where each row's cooldown branch left its constant run; NaN if none.
+
+  `cooldown_from` is a number of samples, or 'parent_run@samples' as scaling_vlm writes it;
+  an empty string or NaN means the row is not on a cooldown branch.
+  """
+  if 'cooldown_from' not in points.columns:
+    return np.full(len(points), np.nan)
+  text = points['cooldown_from'].astype(str).str.rsplit('@', n=1).str[-1]
+  return pd.to_numeric(text.where(points['cooldown_from'].notna(), ''), errors='coerce').to_numpy()
+
+
+def is_constant(points: pd.DataFrame) -> np.ndarray:
+  """Rows of constant-LR runs (every checkpoint after warmup counts), not of cooldowns."""
+  schedule = points['lr_schedule'].astype(str).str.lower()
+  return schedule.str.startswith('const').to_numpy() & np.isnan(cooldown_samples(points))
 
 
 def eligible_points(
@@ -65,10 +79,7 @@ def eligible_points(
   v = lambda column: rows[column].to_numpy(np.float64)
   after_warmup = v('warmup') * v('global_batch_size') <= v('samples_seen')
   final = np.isclose(v('samples_seen'), v('total_samples'), rtol=1e-6)
-  constant = is_constant(rows['lr_schedule']).to_numpy()
-  if 'cooldown_from' in rows.columns:
-    constant = constant & rows['cooldown_from'].isna().to_numpy()
-  keep = np.where(constant, after_warmup, final)
+  keep = np.where(is_constant(rows), after_warmup, final)
   keep &= (v('x') <= max_x) & (v('samples_seen') <= max_samples) & (v('x') >= min_x)
   if task in FAILED_RUN_TASKS:
     keep &= ~((v('x') > FAILED_RUN_MIN_X) & (v('error') >= FAILED_RUN_MIN_ERROR))

@@ -55,9 +55,7 @@ def agreement(
 ) -> Agreement:
   """Compare A and B (values of column `by`) on constant-LR and on cosine points."""
   at = np.atleast_1d(np.asarray(at, np.float64))
-  constant = filters.is_constant(points['lr_schedule']).to_numpy()
-  if 'cooldown_from' in points.columns:
-    constant = constant & points['cooldown_from'].isna().to_numpy()
+  constant = filters.is_constant(points)
   args = (by, a, b, at, form, loss, frontier)
   if constant.all() or not constant.any():
     raise ValueError('the schedule check needs both constant-LR and cosine points')

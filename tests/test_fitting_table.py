@@ -53,16 +53,20 @@ def test_filters_follow_the_paper(results):
   np.testing.assert_allclose(points['x'], points['samples_seen'] * 10.0)
 
 
-def test_cooldown_branches_count_only_at_their_end():
+@pytest.mark.parametrize('branch, none', [(8e5, np.nan), ('const@800000', '')])
+def test_cooldown_branches_count_only_at_their_end(branch, none):
+  # scaling_vlm writes 'parent@samples' and '' for rows off any branch; numbers work too
   rows = run_rows('const', 'const', 1e7, [2e5, 1e6]) + run_rows('cool', 'const', 1e6, [9e5, 1e6])
-  frame = pd.DataFrame(rows).assign(cooldown_from=np.nan)
-  frame.loc[frame.run_id == 'cool', 'cooldown_from'] = 8e5
+  frame = pd.DataFrame(rows).assign(cooldown_from=none)
+  frame['cooldown_from'] = frame['cooldown_from'].astype(object)
+  frame.loc[frame.run_id == 'cool', 'cooldown_from'] = branch
   points = filters.eligible_points(frame, 'imagenet1k', 'acc1')
   assert sorted(zip(points['run_id'], points['samples_seen'])) == [
       ('const', 2e5),
       ('const', 1e6),
       ('cool', 1e6),
   ]
+  np.testing.assert_array_equal(filters.cooldown_samples(frame), [np.nan, np.nan, 8e5, 8e5])
 
 
 def test_imagenet_drops_failed_high_compute_points():
