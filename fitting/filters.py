@@ -35,8 +35,9 @@ def cooldown_samples(points: pd.DataFrame) -> np.ndarray:
   """
   if 'cooldown_from' not in points.columns:
     return np.full(len(points), np.nan)
-  text = points['cooldown_from'].astype(str).str.rsplit('@', n=1).str[-1]
-  return pd.to_numeric(text.where(points['cooldown_from'].notna(), ''), errors='coerce').to_numpy()
+  # A column of only empty cells reads as floats (all NaN), so no `.str` accessor here.
+  text = points['cooldown_from'].map(lambda v: '' if pd.isna(v) else str(v).rsplit('@', 1)[-1])
+  return pd.to_numeric(text, errors='coerce').to_numpy(dtype=float)
 
 
 def is_constant(points: pd.DataFrame) -> np.ndarray:

@@ -162,3 +162,13 @@ def test_bad_input_names_the_problem(results, tmp_path):
     filters.eligible_points(frame.assign(compute_gflops=0.0), 'imagenet1k', 'acc1')
   with pytest.raises(FileNotFoundError):
     table.read_results(tmp_path / 'absent.csv')
+
+
+def test_a_table_without_any_cooldown_reads_as_constant_runs(tmp_path):
+  # Our results.csv leaves cooldown_from empty off branches; a column of only empty cells
+  # comes back from CSV as all-NaN floats, which must still mean "no branch".
+  frame = pd.DataFrame(run_rows('const', 'const', 1e7, [2e5, 1e6])).assign(cooldown_from='')
+  frame.to_csv(tmp_path / 'results.csv', index=False)
+  read = table.read_results(str(tmp_path / 'results.csv'))
+  assert np.isnan(filters.cooldown_samples(read)).all()
+  assert filters.is_constant(read).all()
