@@ -7,6 +7,8 @@ from scaling_vlm.data.arrayrecord import ArrayRecordSource
 from scaling_vlm.data.wds import WdsSource
 from scaling_vlm.models.config import TextConfig
 
+SOURCES = ('synthetic', 'wds', 'arrayrecord')
+
 
 def make_source(data, image_size: int, split: str = 'train'):
   """A grain random-access source: the synthetic world, or wds / ArrayRecord shards."""
@@ -16,10 +18,7 @@ def make_source(data, image_size: int, split: str = 'train'):
     return WdsSource(data.shards, cache_dir=data.cache_dir or None, strict=data.strict)
   if data.source == 'arrayrecord':
     return ArrayRecordSource(data.shards, strict=data.strict)
-  raise ValueError(
-      f"data.source={data.source!r} is not allowed; choose one of ['synthetic', 'wds', "
-      "'arrayrecord']."
-  )
+  raise ValueError(f'data.source={data.source!r} is not allowed; choose one of {list(SOURCES)}.')
 
 
 def make_tokenizer(data, text: TextConfig) -> tokenizers.ClipTokenizer | tokenizers.WordTokenizer:

@@ -18,10 +18,12 @@ import re
 import ml_collections
 
 from scaling_vlm import models
+from scaling_vlm.data.sources import SOURCES
+from scaling_vlm.data.tokenizers import TOKENIZER_KINDS
+from scaling_vlm.models import config as model_config
 from scaling_vlm.train import schedules
+from scaling_vlm.train.losses import CONTRASTIVE_LOSSES
 
-SOURCES = ('synthetic', 'wds', 'arrayrecord')
-TOKENIZERS = ('word', 'clip_bpe')
 SUFFIXES = {'': 1, 'k': 1e3, 'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9, 'T': 1e12}
 
 
@@ -88,10 +90,15 @@ def parse_count(value, key: str) -> int:
   return int(count)
 
 
-def _choice(config, key: str, choices) -> None:
-  value = config
+def _get(config, key: str):
+  """`config['a']['b']` for the dotted key 'a.b'."""
   for part in key.split('.'):
-    value = value[part]
+    config = config[part]
+  return config
+
+
+def _choice(config, key: str, choices) -> None:
+  value = _get(config, key)
   if value not in choices:
     raise ValueError(f'{key}={value!r} is not allowed; choose one of {list(choices)}.')
 
@@ -99,16 +106,17 @@ def _choice(config, key: str, choices) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Rejects what cannot run, naming the key and what is allowed."""
   models.get_config(config.model.name)  # unknown names list close matches
-  _choice(config, 'model.dtype', ('float32', 'bfloat16'))
-  _choice(config, 'model.attention_impl', ('auto', 'xla', 'cudnn'))
-  _choice(config, 'model.remat', ('none', 'full', 'dots'))
+  _choice(config, 'model.dtype', model_config.DTYPES)
+  # 'auto' stands for None (JAX picks the kernel), which a ConfigDict string cannot hold.
+  _choice(config, 'model.attention_impl', ['auto', *model_config.ATTENTION_IMPLS[1:]])
+  _choice(config, 'model.remat', model_config.REMAT_POLICIES)
   _choice(config, 'data.source', SOURCES)
-  _choice(config, 'data.tokenizer', TOKENIZERS)
+  _choice(config, 'data.tokenizer', TOKENIZER_KINDS)
   _choice(config, 'optim.schedule', schedules.SCHEDULES)
   _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
-  _choice(config, 'loss.contrastive', ('softmax', 'sigmoid'))
+  _choice(config, 'loss.contrastive', CONTRASTIVE_LOSSES)
   for key in ('train.samples', 'train.warmup'):
-    parse_count(config[key.split('.')[0]][key.split('.')[1]], key)
+    parse_count(_get(config, key), key)
   if config.data.source != 'synthetic' and not config.data.shards:
     raise ValueError(
         f'data.source={config.data.source!r} needs data.shards (a list, a brace '

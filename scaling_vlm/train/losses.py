@@ -19,6 +19,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from scaling_vlm.sharding import BATCH_AXES
 
+CONTRASTIVE_LOSSES = ('softmax', 'sigmoid')
+
 # local_sum(img_rows, txt_rows, all_img, all_txt, row_offset, *scalars) -> the loss
 # summed over this shard's rows; row_offset is the global index of its first row.
 LocalSum = Callable[..., jax.Array]
@@ -151,10 +153,9 @@ class LossConfig:
   pad_id: int = 0
 
   def __post_init__(self) -> None:
-    choices = ('softmax', 'sigmoid')
-    if self.contrastive not in choices:
+    if self.contrastive not in CONTRASTIVE_LOSSES:
       raise ValueError(
-          f'LossConfig.contrastive={self.contrastive!r}; ' f'expected one of {choices}'
+          f'LossConfig.contrastive={self.contrastive!r}; expected one of {CONTRASTIVE_LOSSES}'
       )
     for name in ('contrastive_weight', 'caption_weight'):
       if getattr(self, name) < 0:
