@@ -203,14 +203,21 @@ class _HostBatchDataset(grain.IterDataset):
 class Batches:
   """Global batches on the mesh for the trainer, with an exact position in the stream.
 
-  Images arrive as uint8 and are normalised on the devices. `get_state()` is what a
-  checkpoint stores; `set_state()` on a fresh pipeline continues sample for sample.
+  Images arrive as uint8 and are normalised on the devices. Checkpoints store `host` (its
+  state continues sample for sample); `samples_seen` starts where that state left off.
   """
 
-  def __init__(self, host: grain.DatasetIterator, mesh: Mesh, global_batch: int, dataset_size: int):
+  def __init__(
+      self,
+      host: grain.DatasetIterator,
+      mesh: Mesh,
+      global_batch: int,
+      dataset_size: int,
+      samples_seen: int = 0,
+  ):
     self.host, self.mesh = host, mesh
     self.global_batch, self.dataset_size = global_batch, dataset_size
-    self.samples_seen = 0
+    self.samples_seen = samples_seen
     self.bad_records: dict[str, int] = {}
     self._normalize = jax.jit(transforms.normalize)
 
@@ -239,10 +246,3 @@ class Batches:
     metrics = {'data/samples_seen': self.samples_seen, 'data/epoch': self.epoch}
     metrics.update({f'data/bad_records/{k}': v for k, v in self.bad_records.items()})
     return metrics
-
-  def get_state(self) -> dict[str, Any]:
-    return {'host': self.host.get_state(), 'samples_seen': self.samples_seen}
-
-  def set_state(self, state: dict[str, Any]) -> None:
-    self.host.set_state(state['host'])
-    self.samples_seen = state['samples_seen']

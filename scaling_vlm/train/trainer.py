@@ -232,8 +232,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       mesh=mesh,
       micro_batches=config.train.micro_batches,
   )
-  batches = pipeline.Batches(host, mesh, plan.global_batch, len(source))
-  batches.samples_seen = start * plan.global_batch
+  batches = pipeline.Batches(host, mesh, plan.global_batch, len(source), start * plan.global_batch)
   writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard)
   preemption = Preemption()
   peak = flops.peak_flops(jax.devices()[0])
@@ -262,7 +261,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
           or step in plan.milestone_steps
           or (step % config.checkpoint.latest_every_steps == 0)
       )
-      if save or final or step % config.log.every_steps == 0:
+      if save or step % config.log.every_steps == 0:
         if not bool(all_finite):
           ckpts.close()
           raise NonFiniteError(
