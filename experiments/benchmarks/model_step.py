@@ -17,11 +17,12 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from scaling_vlm import flops, models, sharding
-from scaling_vlm.train import losses
+from scaling_vlm.train import losses, step as step_lib
+
+import device_batch  # beside this file
 
 TINY_LADDER = [f'{prefix}tiny-{i}' for prefix in ('', 'mammut_') for i in range(1, 6)]
 
@@ -31,32 +32,23 @@ def measure(name: str, batch: int, args) -> dict:
   mesh = sharding.make_mesh()
   model = sharding.create_sharded(lambda: models.build(config), mesh)
   graphdef, params = nnx.split(model)
-  v, t = config.vision, config.text
-  key_images, key_text = jax.random.split(jax.random.key(0))
+  batch_arrays = device_batch.random_batch(config, batch, mesh)
   with jax.set_mesh(mesh):
-    images = jax.device_put(
-        jax.random.normal(key_images, (batch, v.image_size, v.image_size, 3)),
-        sharding.batch_sharding(mesh, 4),
+    # The gradient of the full training loss, exactly as the train step computes it.
+    step = jax.jit(
+        lambda params, batch: step_lib.loss_and_grads(
+            graphdef, params, batch, losses.LossConfig(), mesh=mesh
+        )
     )
-    text = jax.device_put(
-        jax.random.randint(key_text, (batch, t.context_length), 1, t.vocab_size),
-        sharding.batch_sharding(mesh, 2),
-    )
-
-    def loss_fn(params, images, text):
-      outputs = nnx.merge(graphdef, params)(images, text)
-      return losses.total_loss(outputs, text, mesh=mesh)[0]
-
-    step = jax.jit(jax.value_and_grad(loss_fn))
     start = time.perf_counter()
-    compiled = step.lower(params, images, text).compile()
+    compiled = step.lower(params, batch_arrays).compile()
     compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(params, images, text))  # warm-up
+    jax.block_until_ready(compiled(params, batch_arrays))  # warm-up
     timings = []
     for _ in range(args.repeats):
       start = time.perf_counter()
       for _ in range(args.steps):
-        out = compiled(params, images, text)
+        out = compiled(params, batch_arrays)
       jax.block_until_ready(out)
       timings.append((time.perf_counter() - start) / args.steps)
   step_s = statistics.median(timings)

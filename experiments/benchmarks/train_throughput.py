@@ -27,6 +27,7 @@ TINY_LADDER = ['tiny-1', 'tiny-2', 'tiny-3', 'tiny-4', 'tiny-5']
 def measure(args) -> dict:
   import jax
 
+  import device_batch  # beside this file
   from configs import presets
   from scaling_vlm import flops, sharding
   from scaling_vlm.data import pipeline, sources
@@ -50,7 +51,7 @@ def measure(args) -> dict:
       mesh=mesh,
       micro_batches=args.micro_batches,
   )
-  v, t = arch.vision, arch.text
+  v = arch.vision
   if args.pipeline:
     host = pipeline.host_batches(
         sources.make_source(config.data, v.image_size),
@@ -62,17 +63,7 @@ def measure(args) -> dict:
     )
     batches = pipeline.Batches(host, mesh, args.batch, 10**9)
   else:
-    keys = jax.random.split(jax.random.key(0))
-    fixed = {
-        'images': jax.device_put(
-            jax.random.normal(keys[0], (args.batch, v.image_size, v.image_size, 3)),
-            sharding.batch_sharding(mesh, 4),
-        ),
-        'tokens': jax.device_put(
-            jax.random.randint(keys[1], (args.batch, t.context_length), 1, t.vocab_size - 2),
-            sharding.batch_sharding(mesh, 2),
-        ),
-    }
+    fixed = device_batch.random_batch(arch, args.batch, mesh)
     batches = iter(lambda: fixed, None)
 
   with jax.set_mesh(mesh):
