@@ -1,0 +1,75 @@
+"""What a sweep costs: GFLOPs on the paper's compute axis, and accelerator-hours at an MFU.
+
+Compute (the scaling-law axis) = GFLOPs per sample (forward, linear layers) x samples the run
+trains. Accelerator-hours = training FLOPs (forward + backward, attention included; see
+scaling_vlm/flops.py) / (the chip's dense bf16 peak x MFU) / 3600: chip-hours for TPUs,
+GPU-hours for GPUs. A cooldown branch counts only the samples after its branch point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scaling_vlm import flops
+
+# --accelerator names -> the device_kind whose peak flops.PEAK_BF16_FLOPS lists.
+ACCELERATORS = {
+    'v4': 'TPU v4',
+    'v5e': 'TPU v5e',
+    'v5p': 'TPU v5p',
+    'v6e': 'TPU v6e',
+    'a100': 'NVIDIA A100-SXM4-80GB',
+    'h100': 'NVIDIA H100 80GB HBM3',
+    'h200': 'NVIDIA H200',
+}
+
+
+def peak_flops(accelerator: str) -> float:
+  if accelerator not in ACCELERATORS:
+    raise ValueError(
+        f'--accelerator={accelerator!r} is not known; choose one of {list(ACCELERATORS)}.'
+    )
+  return flops.PEAK_BF16_FLOPS[ACCELERATORS[accelerator]]
+
+
+def check_mfu(mfu: float) -> float:
+  if not 0 < mfu <= 1:
+    raise ValueError(f'--mfu={mfu} must be a fraction in (0, 1], e.g. 0.4 for 40%.')
+  return mfu
+
+
+def hours(train_flops: float, accelerator: str, mfu: float) -> float:
+  return train_flops / (peak_flops(accelerator) * check_mfu(mfu)) / 3600
+
+
+def count(samples: int) -> str:
+  """1280000 -> '1.28M'."""
+  for suffix, size in (('B', 1e9), ('M', 1e6), ('k', 1e3)):
+    if samples >= size:
+      return f'{samples / size:.4g}{suffix}'
+  return str(samples)
+
+
+def report(planned: Sequence, accelerator: str, mfu: float) -> list[str]:
+  """One line per run and a total line."""
+  unit = f'{accelerator}-h'
+  width = max(len(p.name) for p in planned)
+  lines = [
+      f'{"run":<{width}}  {"model":<18} {"schedule":<8} {"samples":>8} {"batch":>6} '
+      f'{"steps":>7} {"GFLOPs/sample":>13} {"GFLOPs":>9} {unit:>10}'
+  ]
+  for p in planned:
+    lines.append(
+        f'{p.name:<{width}}  {p.config.model.name:<18} {p.config.optim.schedule:<8} '
+        f'{count(p.samples):>8} {p.plan.global_batch:>6} '
+        f'{p.samples // p.plan.global_batch:>7} {p.gflops_per_sample:>13.4g} '
+        f'{p.compute_gflops:>9.3g} {hours(p.train_flops, accelerator, mfu):>10.4g}'
+    )
+  total_gflops = sum(p.compute_gflops for p in planned)
+  total_flops = sum(p.train_flops for p in planned)
+  lines.append(
+      f'total: {len(planned)} runs, {total_gflops:.4g} GFLOPs (paper convention), '
+      f'{total_flops:.4g} training FLOPs, {hours(total_flops, accelerator, mfu):.4g} '
+      f'{accelerator}-hours at {mfu:.0%} MFU'
+  )
+  return lines

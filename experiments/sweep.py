@@ -1,0 +1,254 @@
+"""Sweeps: a Python file whose `runs()` yields named runs, each a base config plus overrides.
+
+    from experiments.sweep import Run
+
+    def runs():
+      for samples in ('1.28M', '12.8M'):
+        yield Run(f'b32-{samples}', 'configs/clip.py:ViT-B-32', {'train.samples': samples})
+
+Overrides are the dotted keys the train CLI takes (`{'train.samples': '1.28e9'}` is
+`--config.train.samples=1.28e9`). A cooldown branch names its constant-LR parent in the same
+sweep (`parent=`); the launcher points `cooldown.parent` at the parent's workdir.
+
+`expand` checks every run exactly as the train CLI will read it (the same flag parser, the
+same `validate`, the same step plan) and the sweep as a whole (unique names, parents that
+exist and match), and reports every problem at once, before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import pathlib
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+
+import ml_collections
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+# Per-run scheduler hints a sweep may set (read by the slurm backend).
+RESOURCE_KEYS = ('nodes', 'gpus_per_node', 'cpus_per_task', 'time', 'partition', 'account')
+
+
+class SweepError(ValueError):
+  """A sweep that cannot run; the message lists every problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One run of a sweep. Its workdir is SWEEP_DIR/<name>, and its results' run_id is name."""
+
+  name: str
+  config: str  # 'configs/clip.py:ViT-B-32', relative to the repository root or absolute
+  overrides: Mapping[str, object] = dataclasses.field(default_factory=dict)
+  parent: str | None = None  # cooldown branch: the constant-LR run of this sweep it leaves
+  resources: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+  """A run checked and resolved: its train flags, config, step plan and compute."""
+
+  run: Run
+  flags: tuple[str, ...]  # --config=... --config.k=v ...; the launcher adds --workdir
+  config: ml_collections.ConfigDict
+  plan: object  # scaling_vlm.train.trainer.RunPlan
+  gflops_per_sample: float  # the paper's convention (forward, linear layers)
+  train_flops_per_sample: float  # what a step executes (forward + backward, attention)
+  start_samples: int  # where training starts: 0, or a cooldown branch's parent checkpoint
+
+  @property
+  def name(self) -> str:
+    return self.run.name
+
+  @property
+  def total_samples(self) -> int:
+    return self.plan.total_steps * self.plan.global_batch
+
+  @property
+  def samples(self) -> int:
+    """Samples this run itself trains (a branch reuses its parent's first ones)."""
+    return self.total_samples - self.start_samples
+
+  @property
+  def compute_gflops(self) -> float:
+    return self.gflops_per_sample * self.samples
+
+  @property
+  def train_flops(self) -> float:
+    return self.train_flops_per_sample * self.samples
+
+
+def load(path: str) -> list[Run]:
+  """The runs of the sweep file at `path`."""
+  if not os.path.isfile(path):
+    raise SweepError(f'sweep file {path!r} does not exist.')
+  spec = importlib.util.spec_from_file_location(f'sweep_{pathlib.Path(path).stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, 'runs', None)):
+    raise SweepError(f'sweep file {path!r} defines no runs() function yielding Run objects.')
+  runs = list(module.runs())
+  bad = [r for r in runs if not isinstance(r, Run)]
+  if bad:
+    raise SweepError(f'{path}: runs() yielded {bad[0]!r}; yield experiments.sweep.Run objects.')
+  if not runs:
+    raise SweepError(f'{path}: runs() yielded no runs.')
+  return runs
+
+
+def resolve_config(spec: str) -> str:
+  """'configs/clip.py:tiny' -> an absolute path (from the working directory, else the
+  repository root) with its preset."""
+  path, colon, preset = spec.partition(':')
+  for candidate in (pathlib.Path(path), REPO / path):
+    if candidate.is_file():
+      return f'{candidate.resolve()}{colon}{preset}'
+  raise ValueError(f'config file {path!r} does not exist (from config {spec!r}).')
+
+
+def format_value(value) -> str:
+  """An override value as the train CLI reads it from `--config.key=VALUE`."""
+  if isinstance(value, bool):
+    return str(value)
+  if isinstance(value, float) and value.is_integer() and abs(value) >= 1e3:
+    return str(int(value))  # 1.28e9 -> '1280000000', which counts and floats both read
+  if isinstance(value, (str, int, float)):
+    return str(value)
+  raise ValueError(
+      f'override value {value!r} is a {type(value).__name__}; use str, int, float or bool.'
+  )
+
+
+def train_flags(run: Run, sweep_dir: str) -> tuple[str, ...]:
+  """The train CLI flags of `run`, without --workdir."""
+  flags = [f'--config={resolve_config(run.config)}']
+  flags += [f'--config.{key}={format_value(value)}' for key, value in run.overrides.items()]
+  if run.parent:
+    # The launcher, not the sweep, knows where the parent lives.
+    flags.append(f'--config.cooldown.parent={os.path.join(sweep_dir, run.parent)}')
+  return tuple(flags)
+
+
+def parse_flags(flags: tuple[str, ...]) -> ml_collections.ConfigDict:
+  """The config the train CLI builds from `flags`: its own flag parser, fresh each time."""
+  from absl import flags as absl_flags
+  from ml_collections import config_flags
+
+  from scaling_vlm.train.config import check_override_keys, load_config_file
+
+  # An unknown key gets the config module's message with close matches, not a bare KeyError.
+  check_override_keys(load_config_file(flags[0].split('=', 1)[1]), list(flags))
+  argv = ['train', *flags]
+  values = absl_flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'run config', flag_values=values, sys_argv=argv)
+  try:
+    with warnings.catch_warnings():  # ml_collections loads the config file with load_module
+      warnings.simplefilter('ignore', DeprecationWarning)
+      values(argv)
+  except absl_flags.Error as error:
+    raise ValueError(str(error)) from None
+  return values.config
+
+
+def plan_run(run: Run, sweep_dir: str) -> Planned:
+  """One run checked as the trainer checks it, with its compute."""
+  from scaling_vlm import flops
+  from scaling_vlm.train import trainer
+  from scaling_vlm.train.config import parse_count, validate
+
+  if not NAME_PATTERN.fullmatch(run.name):
+    raise ValueError('a run name is a folder name: letters, digits, ".", "_" and "-".')
+  if 'cooldown.parent' in run.overrides:
+    raise ValueError("set Run(parent='<run name>') instead of overriding cooldown.parent.")
+  unknown = sorted(set(run.resources) - set(RESOURCE_KEYS))
+  if unknown:
+    raise ValueError(f'unknown resources {unknown}; allowed: {list(RESOURCE_KEYS)}.')
+  flags = train_flags(run, sweep_dir)
+  config = parse_flags(flags)
+  validate(config)
+  plan = trainer.RunPlan.from_config(config)
+  arch = trainer.model_config(config)
+  start = 0
+  if config.optim.schedule == 'cooldown':
+    start = parse_count(config.cooldown.start, 'cooldown.start')
+    if not run.parent:
+      raise ValueError("optim.schedule=cooldown needs Run(parent='<constant-LR run>').")
+    if start >= plan.total_steps * plan.global_batch:
+      raise ValueError(
+          f'cooldown.start={config.cooldown.start} is not before the end of the run '
+          f'(train.samples={config.train.samples}).'
+      )
+  elif run.parent:
+    raise ValueError(
+        f'Run(parent={run.parent!r}) is a cooldown branch, but optim.schedule='
+        f'{config.optim.schedule!r}; set optim.schedule=cooldown and cooldown.start.'
+    )
+  return Planned(
+      run=run,
+      flags=flags,
+      config=config,
+      plan=plan,
+      gflops_per_sample=flops.forward_gflops(arch),
+      train_flops_per_sample=float(flops.train_flops(arch)),
+      start_samples=start,
+  )
+
+
+def check_branch(branch: Planned, parent: Planned | None) -> None:
+  """A branch restores its parent's checkpoint at cooldown.start and continues its schedule,
+  so model, batch, LR and warmup must be the parent's, and the parent must keep that step."""
+  if parent is None:
+    raise ValueError(f'parent {branch.run.parent!r} is not a run of this sweep.')
+  if parent.config.optim.schedule != 'const':
+    raise ValueError(
+        f'parent {parent.name!r} has optim.schedule={parent.config.optim.schedule!r}; a cooldown '
+        'branches from a constant-LR run (optim.schedule=const).'
+    )
+  for key, ours, theirs in (
+      ('model.name', branch.config.model.name, parent.config.model.name),
+      ('train.global_batch', branch.plan.global_batch, parent.plan.global_batch),
+      ('optim.lr', branch.config.optim.lr, parent.config.optim.lr),
+      ('train.warmup (steps)', branch.plan.warmup_steps, parent.plan.warmup_steps),
+  ):
+    if ours != theirs:
+      raise ValueError(f'{key}={ours!r} differs from parent {parent.name!r} ({theirs!r}).')
+  batch = branch.plan.global_batch
+  kept = sorted(s * batch for s in parent.plan.milestone_steps)
+  if branch.start_samples not in kept:
+    raise ValueError(
+        f'cooldown.start={branch.config.cooldown.start} is not a milestone of parent '
+        f'{parent.name!r}, whose checkpoints are kept at samples {kept}; add it to the '
+        "parent's checkpoint.milestones."
+    )
+
+
+def expand(runs: Iterable[Run], sweep_dir: str = 'SWEEP_DIR') -> list[Planned]:
+  """Every run checked and planned; a SweepError lists all the problems found."""
+  runs = list(runs)
+  errors: list[str] = []
+  planned: dict[str, Planned] = {}
+  seen: set[str] = set()
+  for run in runs:
+    if run.name in seen:
+      errors.append(f'run {run.name!r}: the name is used twice; names are workdirs and run ids.')
+      continue
+    seen.add(run.name)
+    try:
+      planned[run.name] = plan_run(run, os.path.abspath(sweep_dir))
+    except Exception as error:  # config files and ml_collections raise many kinds
+      errors.append(f'run {run.name!r}: {error}')
+  for item in planned.values():
+    if item.run.parent and (item.run.parent in planned or item.run.parent not in seen):
+      try:
+        check_branch(item, planned.get(item.run.parent))
+      except ValueError as error:
+        errors.append(f'run {item.name!r}: {error}')
+  if errors:
+    raise SweepError(
+        f'{len(errors)} problem(s) in the sweep; nothing was launched:\n  ' + '\n  '.join(errors)
+    )
+  return list(planned.values())
