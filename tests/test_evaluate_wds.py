@@ -8,7 +8,7 @@ import pytest
 from scaling_vlm import models
 from scaling_vlm.data import shards, synthetic, tokenizers
 from scaling_vlm.data.wds import write_wds
-from scaling_vlm.evaluate import benchmark_wds, retrieval, zero_shot
+from scaling_vlm.evaluate import benchmark_wds, classnames, retrieval, zero_shot
 
 TOKENIZER = tokenizers.WordTokenizer(synthetic.VOCABULARY, 32)
 
@@ -94,3 +94,12 @@ def test_a_folder_without_matching_records_is_an_error(tmp_path, shape_task):
   classification_folder(tmp_path, shape_task, shape_task.classnames)
   with pytest.raises(ValueError, match='no record has both an image and a .txt member'):
     benchmark_wds.retrieval_source(str(tmp_path))
+
+
+def test_a_suite_dataset_without_name_files_uses_the_carried_ones(tmp_path, shape_task):
+  classification_folder(tmp_path, shape_task, shape_task.classnames)
+  os.remove(tmp_path / benchmark_wds.CLASSNAMES_FILE)
+  os.remove(tmp_path / benchmark_wds.TEMPLATES_FILE)
+  task = benchmark_wds.zero_shot_task('cifar10', str(tmp_path))
+  assert task.classnames == classnames.classnames('cifar10')
+  assert task.templates == classnames.templates('cifar10')

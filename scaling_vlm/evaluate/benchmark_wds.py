@@ -2,7 +2,9 @@
 
 A dataset folder holds tar shards (in the folder itself or in a split sub-folder such as
 `test/`) and, for classification, `classnames.txt` (one name per line, line i = label i) and
-`zeroshot_classification_templates.txt` (one template per line, `{c}` where the name goes).
+`zeroshot_classification_templates.txt` (one template per line, `{c}` where the name goes);
+a dataset of the suite named as clip_benchmark does (`imagenet-o`, `gtsrb`, ...) falls back to
+the carried names and templates (`classnames`) where the folder lacks these files.
 A record is `KEY.webp|jpg|jpeg|png` plus `KEY.cls` (the integer label) for classification,
 or plus `KEY.txt` (several captions, one per line) for retrieval.
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from scaling_vlm.data import shards, synthetic
 from scaling_vlm.data.wds import IMAGE_EXTENSIONS
+from scaling_vlm.evaluate import classnames
 
 CLASSNAMES_FILE = 'classnames.txt'
 TEMPLATES_FILE = 'zeroshot_classification_templates.txt'
@@ -110,19 +113,26 @@ def read_lines(path: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in file if line.strip())
 
 
+def _lines_or_carried(name: str, path: str, carried) -> tuple[str, ...]:
+  """The file's lines; the carried ones for a dataset of the suite whose folder lacks it."""
+  if not os.path.exists(path) and name in classnames.names():
+    return carried(name)
+  return read_lines(path)
+
+
 def zero_shot_task(name: str, folder: str) -> synthetic.ZeroShotTask:
   """A classification dataset folder as a zero-shot task, its labels checked against the
   class names before any image is read."""
-  classnames = read_lines(os.path.join(folder, CLASSNAMES_FILE))
-  templates = read_lines(os.path.join(folder, TEMPLATES_FILE))
+  names = _lines_or_carried(name, os.path.join(folder, CLASSNAMES_FILE), classnames.classnames)
+  templates = _lines_or_carried(name, os.path.join(folder, TEMPLATES_FILE), classnames.templates)
   members = MemberSource(folder, 'cls')
   labels = sorted({int(text) for text in members.texts()})
-  if labels[0] < 0 or labels[-1] >= len(classnames):
+  if labels[0] < 0 or labels[-1] >= len(names):
     raise ValueError(
-        f'{folder}: labels run {labels[0]}..{labels[-1]} but {CLASSNAMES_FILE} has '
-        f'{len(classnames)} names; the class-name file does not belong to these shards'
+        f'{folder}: labels run {labels[0]}..{labels[-1]} but there are {len(names)} class'
+        ' names; the class-name file does not belong to these shards'
     )
-  return synthetic.ZeroShotTask(name, classnames, templates, _Labelled(members))
+  return synthetic.ZeroShotTask(name, names, templates, _Labelled(members))
 
 
 def retrieval_source(folder: str) -> _Captioned:

@@ -2,13 +2,14 @@
 
 Batches are padded to a fixed size so that each model compiles one image program and one
 text program, whatever the number of records or prompts. Inside `jax.set_mesh(mesh)` each
-batch is split over the mesh's data-parallel axes (`to_device`), so a multi-device host
-evaluates in parallel; the batch size must then divide evenly over them.
+batch is split over the mesh's batch axes (`to_device`), so a multi-device host evaluates in
+parallel; batch sizes are rounded up to whole rows per batch shard (`whole_rows`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -44,6 +45,14 @@ def to_device(batch: np.ndarray) -> jax.Array:
   return jax.device_put(batch, sharding.batch_sharding(mesh, batch.ndim))
 
 
+def whole_rows(batch_size: int) -> int:
+  """`batch_size` rounded up to a multiple of the batch shards (data x fsdp) of the mesh set
+  by `jax.set_mesh`, so that every device gets whole rows."""
+  mesh = jax.sharding.get_mesh()
+  shards = 1 if mesh.empty else math.prod(mesh.shape.get(a, 1) for a in sharding.BATCH_AXES)
+  return -(-batch_size // shards) * shards
+
+
 def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
   """`batch` with its last row repeated up to `size` rows."""
   return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), 0)])
@@ -70,6 +79,7 @@ def image_embeddings(
   and batch i + 1 is prepared while the device still encodes batch i: dispatch is
   asynchronous and batch i's embeddings are fetched only afterwards."""
   embeddings, values = [], {field: [] for field in fields}
+  batch_size = whole_rows(batch_size)
 
   def load(index: int) -> tuple[dict[str, Any], np.ndarray]:
     record = source[index]
@@ -96,7 +106,7 @@ def text_embeddings(
     model, tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = 256
 ) -> np.ndarray:
   """Unit-norm (N, embed) embeddings of `texts`, in order."""
-  out = []
+  out, batch_size = [], whole_rows(batch_size)
   for start in range(0, len(texts), batch_size):
     tokens = tokenizer(list(texts[start : start + batch_size]))
     batch = _encode_text(model, to_device(pad_rows(tokens, batch_size)))

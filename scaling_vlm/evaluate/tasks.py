@@ -5,8 +5,12 @@
     synthetic/shape ...    one of them
     zeroshot:NAME=FOLDER   a clip_benchmark classification folder (see benchmark_wds)
     retrieval:NAME=FOLDER  a clip_benchmark / MS-COCO-style retrieval folder
-    tfds:DATASET[/SPLIT][=FOLDER]  a TFDS classification dataset (split 'test' by default),
-                           class names from FOLDER or the dataset (see tfds_tasks)
+    tfds:DATASET[/SPLIT][=FOLDER]  a prepared TFDS dataset: the suite's (tfds_catalog) with
+                           their carried class names, test split and clip_benchmark's task name
+                           (tfds:imagenet2012 is `imagenet1k`, tfds:coco_captions retrieval
+                           `mscoco_captions`), any other classification set with its own labels;
+                           class names from FOLDER if given (see tfds_tasks)
+    tfds:DATASET/CONFIG/SPLIT  the same, another builder config
 
 A task's data is loaded once per run, on first use; a task whose data cannot be loaded fails
 alone.
@@ -19,10 +23,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
-
 from scaling_vlm.data import synthetic
-from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, tfds_tasks, zero_shot
+from scaling_vlm.evaluate import benchmark_wds, captioning, retrieval, tfds_catalog, tfds_tasks
+from scaling_vlm.evaluate import embeddings, zero_shot
 
 ZERO_SHOT, RETRIEVAL, CAPTIONING = 'zero_shot', 'retrieval', 'captioning'
 SYNTHETIC_ZERO_SHOT = ('shape', 'colour', 'count', 'shape_colour')
@@ -49,9 +52,7 @@ class Task:
       return retrieval.evaluate(model, tokenizer, self.data, image_size, batch_size), []
     # Caption logits are batch x context x vocab floats: 64 rows (rounded to whole rows per
     # device) keep them near 1 GB at the paper's 49408-word vocabulary.
-    mesh = jax.sharding.get_mesh()
-    devices = 1 if mesh.empty else mesh.size
-    caption_batch = -(-min(batch_size, 64) // devices) * devices
+    caption_batch = embeddings.whole_rows(min(batch_size, 64))
     return captioning.evaluate(model, tokenizer, self.data, image_size, caption_batch)
 
 
@@ -89,6 +90,18 @@ def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
   return chosen
 
 
+def _tfds(spec: str) -> Task:
+  path, _, folder = spec.removeprefix('tfds:').partition('=')
+  dataset = tfds_catalog.resolve(path)
+  if dataset.order != 'retrieval':
+    return Task(
+        dataset.task, ZERO_SHOT, functools.partial(tfds_tasks.zero_shot_task, dataset, folder)
+    )
+  if folder:
+    raise ValueError(f'task spec {spec!r}: a retrieval dataset takes no =FOLDER')
+  return Task(dataset.task, RETRIEVAL, functools.partial(tfds_tasks.retrieval_source, dataset))
+
+
 def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int) -> list[Task]:
   """Tasks from command-line specs (see the module docstring), in order, without repeats."""
   tasks: dict[str, Task] = {}
@@ -103,12 +116,7 @@ def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int
       else:
         new = [Task(name, RETRIEVAL, lambda f=folder: benchmark_wds.retrieval_source(f))]
     elif spec.startswith('tfds:'):
-      dataset, _, folder = spec.removeprefix('tfds:').partition('=')
-      dataset, _, split = dataset.partition('/')
-      load = functools.partial(
-          tfds_tasks.zero_shot_task, dataset, dataset, split or 'test', folder or None
-      )
-      new = [Task(dataset, ZERO_SHOT, load)]
+      new = [_tfds(spec)]
     else:
       raise ValueError(
           f'task spec {spec!r} is not one of: synthetic, synthetic/<task>, '

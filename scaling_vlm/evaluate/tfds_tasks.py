@@ -1,10 +1,15 @@
-"""TFDS classification datasets as zero-shot tasks, read with `tfds.data_source` (ArrayRecord
-random access: no TensorFlow needed, only the prepared dataset in `TFDS_DATA_DIR`).
+"""TFDS datasets as zero-shot and retrieval tasks, read with TFDS's ArrayRecord data sources:
+random access with no TensorFlow, given the prepared dataset in `TFDS_DATA_DIR` (prepare it
+with `--file_format=array_record`; `tfds build` itself needs TensorFlow).
 
-Class names come from a folder in the clip_benchmark layout (`classnames.txt`,
-`zeroshot_classification_templates.txt`) when one is given, else from the dataset's own
-`label` feature (underscores read as spaces) with a single generic template; ImageNet's
-labels are WordNet ids, so ImageNet needs the folder.
+Zero-shot class names and templates: a folder in the clip_benchmark layout
+(`classnames.txt`, `zeroshot_classification_templates.txt`) when one is given; else the carried
+ones of the suite's datasets, aligned with the dataset's labels (see `tfds_catalog`); else the
+dataset's own label names (underscores read as spaces) with one generic template.
+
+MS-COCO retrieval reads `coco_captions` (Karpathy's 5k test split, every caption of each
+image) from its prepared files: TFDS's code for it needs TensorFlow even to describe its
+features, so the dataset is opened from the files alone.
 """
 
 from __future__ import annotations
@@ -15,13 +20,83 @@ from typing import Any
 import numpy as np
 
 from scaling_vlm.data import synthetic
-from scaling_vlm.evaluate import benchmark_wds
+from scaling_vlm.evaluate import benchmark_wds, classnames, tfds_catalog
 
 DEFAULT_TEMPLATES = ('a photo of a {c}.',)
 
 
+def _data_dir() -> str | None:
+  """TFDS_DATA_DIR as set now: TFDS reads it only once, when it is imported."""
+  return os.environ.get('TFDS_DATA_DIR')
+
+
+def _image(example: dict[str, Any]) -> np.ndarray:
+  image = np.asarray(example['image'])
+  if image.shape[-1] == 1:  # greyscale (MNIST and kin): CLIP sees three equal channels
+    image = np.repeat(image, 3, axis=-1)
+  return image
+
+
 class _Records:
-  """A TFDS data source's examples as records with 'image' (uint8 RGB) and 'label'."""
+  """A TFDS data source's examples as records with 'image' (uint8 RGB) and 'label', labels
+  renumbered by `remap` (TFDS label -> class index, -1: not one of the task's classes)."""
+
+  def __init__(self, source, name: str, remap: np.ndarray, label_names: list[str]):
+    self.source, self.name, self.remap, self.label_names = source, name, remap, label_names
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    example = self.source[index]
+    label = int(example['label'])
+    if not 0 <= label < len(self.remap) or self.remap[label] < 0:
+      name = self.label_names[label] if 0 <= label < len(self.label_names) else '?'
+      raise ValueError(f"{self.name}[{index}]: label {label} ({name}) is not one of the task's")
+    return {
+        'key': f'{self.name}[{index}]',
+        'image': _image(example),
+        'label': int(self.remap[label]),
+    }
+
+  def __repr__(self) -> str:
+    return f'tfds {self.name} ({len(self)} examples)'
+
+
+def zero_shot_task(
+    dataset: tfds_catalog.Dataset | str, names_folder: str | None = None
+) -> synthetic.ZeroShotTask:
+  """The zero-shot task of a TFDS dataset (a catalogue entry, or `DATASET[/CONFIG][/SPLIT]`);
+  class names that do not fit its labels are an error naming both."""
+  import tensorflow_datasets as tfds  # optional: only these tasks need it
+
+  if isinstance(dataset, str):
+    dataset = tfds_catalog.resolve(dataset)
+  source = tfds.data_source(dataset.builder, split=dataset.split, data_dir=_data_dir())
+  features = source.dataset_info.features
+  if 'image' not in features or 'label' not in features:
+    raise ValueError(f'tfds {dataset.builder}: zero-shot tasks need image and label features')
+  label_names = list(features['label'].names)
+  remap = np.arange(len(label_names))
+  if names_folder:
+    names = benchmark_wds.read_lines(os.path.join(names_folder, benchmark_wds.CLASSNAMES_FILE))
+    templates = benchmark_wds.read_lines(os.path.join(names_folder, benchmark_wds.TEMPLATES_FILE))
+    if len(names) != len(label_names):
+      raise ValueError(
+          f'tfds {dataset.builder} has {len(label_names)} classes but {len(names)} class names'
+          f' were given in {names_folder}; the class-name file does not belong to this dataset'
+      )
+  elif dataset.order == 'labels':
+    names, templates = tuple(n.replace('_', ' ') for n in label_names), DEFAULT_TEMPLATES
+  else:
+    names, remap = tfds_catalog.align(dataset, label_names)
+    templates = classnames.templates(dataset.names or dataset.task)
+  records = _Records(source, f'{dataset.builder}/{dataset.split}', remap, label_names)
+  return synthetic.ZeroShotTask(dataset.task, names, templates, records)
+
+
+class _Captioned:
+  """coco_captions examples as records with 'image' and 'captions' (every caption, as str)."""
 
   def __init__(self, source, name: str):
     self.source, self.name = source, name
@@ -31,35 +106,35 @@ class _Records:
 
   def __getitem__(self, index: int) -> dict[str, Any]:
     example = self.source[index]
-    image = np.asarray(example['image'])
-    if image.shape[-1] == 1:  # greyscale (MNIST and kin): CLIP sees three equal channels
-      image = np.repeat(image, 3, axis=-1)
-    return {'key': f'{self.name}[{index}]', 'image': image, 'label': int(example['label'])}
+    texts = example['captions']['text']
+    captions = [t.decode('utf-8') if isinstance(t, bytes) else str(t) for t in texts]
+    return {'key': f'{self.name}[{index}]', 'image': _image(example), 'captions': captions}
 
   def __repr__(self) -> str:
-    return f'tfds {self.name} ({len(self)} examples)'
+    return f'tfds {self.name} ({len(self)} images)'
 
 
-def zero_shot_task(
-    name: str, dataset: str, split: str = 'test', names_folder: str | None = None
-) -> synthetic.ZeroShotTask:
-  """The zero-shot task of TFDS `dataset`/`split`; class names checked against its labels."""
-  import tensorflow_datasets as tfds  # optional: only these tasks need it
+def retrieval_source(dataset: tfds_catalog.Dataset | str) -> _Captioned:
+  """The images and captions of a prepared TFDS image-caption dataset (`coco_captions`), opened
+  from its files (dataset_info.json, features.json, ArrayRecord shards) without its code."""
+  from tensorflow_datasets.core import read_only_builder
+  from tensorflow_datasets.core import registered
 
-  source = tfds.data_source(dataset, split=split)
-  features = source.dataset_info.features
-  if 'image' not in features or 'label' not in features:
-    raise ValueError(f'tfds {dataset}: zero-shot tasks need image and label features')
-  num_classes = features['label'].num_classes
-  if names_folder:
-    classnames = benchmark_wds.read_lines(os.path.join(names_folder, benchmark_wds.CLASSNAMES_FILE))
-    templates = benchmark_wds.read_lines(os.path.join(names_folder, benchmark_wds.TEMPLATES_FILE))
-  else:
-    classnames = tuple(n.replace('_', ' ') for n in features['label'].names)
-    templates = DEFAULT_TEMPLATES
-  if len(classnames) != num_classes:
-    raise ValueError(
-        f'tfds {dataset} has {num_classes} classes but {len(classnames)} class names were '
-        'given; the class-name file does not belong to this dataset'
-    )
-  return synthetic.ZeroShotTask(name, classnames, templates, _Records(source, f'{dataset}/{split}'))
+  if isinstance(dataset, str):
+    dataset = tfds_catalog.resolve(dataset)
+  hint = (
+      f'prepare {dataset.builder} as ArrayRecord where TensorFlow is installed (`tfds build'
+      f' {dataset.builder.partition("/")[0]} --file_format=array_record`, into TFDS_DATA_DIR), or'
+      " evaluate clip_benchmark's webdataset export with retrieval:NAME=FOLDER"
+  )
+  try:
+    builder = read_only_builder.builder_from_files(dataset.builder, data_dir=_data_dir())
+  except registered.DatasetNotFoundError as error:
+    raise FileNotFoundError(f'tfds {dataset.builder} is not prepared: {hint}') from error
+  try:
+    source = builder.as_data_source(split=dataset.split)
+  except NotImplementedError as error:  # prepared as TFRecord, which needs TensorFlow to read
+    raise ValueError(f'tfds {dataset.builder} has no ArrayRecord files: {hint}') from error
+  if 'image' not in builder.info.features or 'captions' not in builder.info.features:
+    raise ValueError(f'tfds {dataset.builder}: retrieval needs image and captions features')
+  return _Captioned(source, f'{dataset.builder}/{dataset.split}')
