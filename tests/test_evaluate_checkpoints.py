@@ -123,3 +123,38 @@ def test_unknown_task_specs_are_rejected_with_the_valid_ones():
     checkpoints.tasks_lib.make_tasks(['synthetic/shapes'], 'clip', 64, 8)
   with pytest.raises(ValueError, match='zeroshot:NAME=FOLDER'):
     checkpoints.tasks_lib.make_tasks(['imagenet'], 'clip', 64, 8)
+
+
+def values(workdir):
+  return {
+      (r['samples_seen'], r['task'], r['metric']): float(r['value']) for r in read_rows(workdir)
+  }
+
+
+def test_an_fsdp_mesh_writes_the_rows_of_one_device(run, tmp_path):
+  """`--mesh fsdp=8` reads parameters split 8 ways (8 simulated CPU devices) and scores as
+  the default, replicated mesh does."""
+  tasks = ['--tasks', 'synthetic/shape', 'synthetic/retrieval']
+  for name, flags in (('replicated', []), ('fsdp', ['--mesh', 'fsdp=8'])):
+    workdir = str(tmp_path / name)
+    shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+    assert cli.main(['--workdir', workdir, *tasks, *flags, *SMALL]) == 0
+  replicated, fsdp = values(str(tmp_path / 'replicated')), values(str(tmp_path / 'fsdp'))
+  assert len(replicated) == 2 * (3 + 6 + 4) and fsdp == pytest.approx(replicated)
+
+
+def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  workdir = str(tmp_path / 'names')
+  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  folder = tmp_path / 'three_names'
+  folder.mkdir()
+  (folder / 'classnames.txt').write_text('circle\nsquare\nstar\n')
+  (folder / 'zeroshot_classification_templates.txt').write_text('a {c} .\n')
+  tasks = ['--tasks', 'synthetic/shape', f'tfds:cifar10={folder}']
+  with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+    assert cli.main(['--workdir', workdir, *tasks, *SMALL]) == 1
+  assert 'task cifar10: ValueError: tfds cifar10 has 10 classes but 3 class names' in (
+      capsys.readouterr().out
+  )
+  assert {r['task'] for r in read_rows(workdir)} == {'synthetic/shape'}

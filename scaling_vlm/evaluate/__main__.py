@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from scaling_vlm.evaluate import checkpoints, tasks
+from scaling_vlm.evaluate import checkpoints, mesh, tasks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,13 +19,22 @@ def main(argv: list[str] | None = None) -> int:
       default=list(tasks.DEFAULT_TASKS),
       help=(
           'synthetic | synthetic/<task> | zeroshot:NAME=FOLDER | retrieval:NAME=FOLDER |'
-          ' tfds:DATASET[/SPLIT][=FOLDER]'
+          ' tfds:DATASET[/SPLIT][=FOLDER] (e.g. tfds:imagenet2012, tfds:coco_captions)'
       ),
   )
   parser.add_argument('--synthetic_size', type=int, default=1000, help='images per synthetic set')
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument(
       '--pretrain_dataset', help="the table's pretrain_dataset (default: from the run's config)"
+  )
+  parser.add_argument(
+      '--mesh',
+      default=mesh.DEFAULT,
+      help=(
+          "mesh over this host's devices: data=-1 (default: parameters replicated), fsdp=N"
+          ' (parameters split N ways, for models too big for one device), data=2,fsdp=4, or'
+          " 'run' (the sizes the run trained with)"
+      ),
   )
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
@@ -39,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
           batch_size=args.batch_size,
           dataset=args.pretrain_dataset,
           summary=summary,
+          mesh=args.mesh,
       )
     except (OSError, ValueError) as error:  # not a run, or a bad task spec: the next run
       summary.skip(workdir, None, 'run', error)

@@ -3,9 +3,10 @@
 For each milestone on disk, the tasks without rows yet are run and their rows appended, so a
 second call adds nothing and an interrupted one resumes at the first missing
 (checkpoint, task). The model is built once per run and each checkpoint's parameters are
-loaded into it, so the jitted embedding programs compile once per run. Parameters are
-replicated over a data-parallel mesh of the process's devices and each batch is split over it. A
-checkpoint that cannot be read, or a task that fails, is recorded as skipped with the reason;
+loaded into it, so the jitted embedding programs compile once per run. Parameters are read
+straight into their layout on the evaluation mesh (`mesh`, `restore`): replicated by default,
+split over `fsdp` devices for models too big for one; each batch is split over the batch axes.
+A checkpoint that cannot be read, or a task that fails, is recorded as skipped with the reason;
 the rest goes on.
 """
 
@@ -22,11 +23,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-from scaling_vlm import models, sharding
+from scaling_vlm import models
 from scaling_vlm.data import sources
+from scaling_vlm.evaluate import mesh as mesh_lib
+from scaling_vlm.evaluate import restore
 from scaling_vlm.evaluate import results as results_lib
 from scaling_vlm.evaluate import tasks as tasks_lib
-from scaling_vlm.train import checkpoints as checkpoints_lib
 from scaling_vlm.train import trainer
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,11 @@ def evaluate_run(
     batch_size: int = 256,
     dataset: str | None = None,
     summary: Summary | None = None,
+    mesh: str = mesh_lib.DEFAULT,
 ) -> Summary:
   """Evaluates every milestone checkpoint of the run in `workdir` on the tasks `specs` name
-  (see `tasks`), appending rows to `workdir/results.csv`."""
-  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary or Summary())
+  (see `tasks`), appending rows to `workdir/results.csv`; `mesh` as `--mesh` (see `mesh`)."""
+  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary or Summary(), mesh)
   steps = milestone_steps(workdir, run.info.plan)
   run.summary.pending += len(run.info.plan.milestone_steps) - len(steps)
   with jax.set_mesh(run.mesh):
@@ -92,7 +95,7 @@ def evaluate_run(
 class _Run:
   """One run's evaluation: its table, tasks, tokenizer and the model checkpoints load into."""
 
-  def __init__(self, workdir, specs, synthetic_size, batch_size, dataset, summary):
+  def __init__(self, workdir, specs, synthetic_size, batch_size, dataset, summary, mesh):
     self.workdir, self.summary = workdir, summary
     config = results_lib.read_config(workdir)
     self.info = results_lib.RunInfo(workdir, config, dataset)
@@ -101,10 +104,11 @@ class _Run:
     self.image_size = self.arch.vision.image_size
     self.tasks = tasks_lib.make_tasks(specs, self.arch.arch, self.image_size, synthetic_size)
     self.table = results_lib.ResultsFile(os.path.join(workdir, results_lib.RESULTS_FILE))
-    # This process's devices: evaluation is one process (on a pod slice, one host's chips).
-    self.mesh = sharding.make_mesh(data=-1, devices=jax.local_devices())
-    self.batch_size = -(-batch_size // self.mesh.size) * self.mesh.size  # whole rows per device
+    self.mesh = mesh_lib.make(mesh_lib.parse(mesh, config.get('mesh')))
+    self.batch_size = batch_size  # rounded to whole rows per device where batches are made
     self.failed_loads: set[str] = set()
+    # Abstract until the first checkpoint is read: no parameters are initialised, anywhere.
+    self.graphdef, self.abstract = nnx.split(models.abstract(self.arch))
     self.model = None
 
   def evaluate(self, step: int) -> None:
@@ -144,11 +148,12 @@ class _Run:
     self.summary.rows += _average(self.table, self.info, step, zero_shot)
 
   def _load(self, state_dir: str) -> None:
-    """The checkpoint's parameters into the run's model, replicated over the mesh."""
-    self.model = self.model or models.build(self.arch)
-    checkpoints_lib.load_params(self.model, state_dir)
-    state = nnx.state(self.model)
-    nnx.update(self.model, jax.device_put(state, sharding.state_shardings(state, self.mesh)))
+    """The checkpoint's parameters into the run's model, in their layout on the mesh."""
+    state = restore.params(self.abstract, state_dir, self.mesh)
+    if self.model is None:
+      self.model = nnx.merge(self.graphdef, state)
+    else:
+      nnx.update(self.model, state)
 
 
 def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions: list) -> None:

@@ -1,0 +1,74 @@
+"""A checkpoint's parameters read straight into their sharded layout on the evaluation mesh.
+
+Each parameter is read with the NamedSharding its logical axis names get from `sharding.RULES`
+on the mesh, so a device only ever holds its own shards (with `fsdp=N` the model width is split
+N ways): models too big for one device evaluate across several. Only the `params` of the train
+state are read, never the optimiser state beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh
+
+from scaling_vlm import sharding
+
+
+def _target(saved, shardings, abstract, where: str):
+  """The restore target in the checkpoint's own tree layout (string keys, 'value' leaves):
+  each saved array's shape and dtype, with the sharding of the model's parameter there."""
+  if isinstance(saved, Mapping) and set(saved) == {'value'}:
+    return {'value': _target(saved['value'], shardings, abstract, where)}
+  if isinstance(saved, Mapping):
+    out = {}
+    for key, value in saved.items():
+      model_key = int(key) if key.isdigit() else key
+      if not isinstance(shardings, Mapping) or model_key not in shardings:
+        raise ValueError(f'the checkpoint has parameter {where}.{key}, which the model lacks')
+      out[key] = _target(value, shardings[model_key], abstract[model_key], f'{where}.{key}')
+    return out
+  if tuple(saved.shape) != tuple(abstract.shape):
+    raise ValueError(
+        f'parameter {where} is {tuple(saved.shape)} in the checkpoint but {abstract.shape} in'
+        ' the model: the checkpoint is of another model'
+    )
+  return jax.ShapeDtypeStruct(saved.shape, saved.dtype, sharding=shardings)
+
+
+def _pure(tree):
+  """Orbax's nested dicts -> nnx's pure dict: list indices int, no 'value' wrapper."""
+  if not isinstance(tree, Mapping):
+    return tree
+  if set(tree) == {'value'}:
+    return tree['value']
+  return {int(k) if k.isdigit() else k: _pure(v) for k, v in tree.items()}
+
+
+def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
+  """The parameters in a checkpoint's `state` directory, as a copy of the model's (abstract)
+  state with every array sharded on `mesh` by the logical RULES."""
+  shardings = nnx.to_pure_dict(sharding.state_shardings(abstract_state, mesh))
+  abstract = nnx.to_pure_dict(abstract_state)
+  checkpointer = ocp.PyTreeCheckpointer()
+  saved = checkpointer.metadata(state_dir).item_metadata['params']
+  item = {'params': _target(saved, shardings, abstract, 'params')}
+  if len(jax.tree.leaves(item)) != len(jax.tree.leaves(abstract)):
+    raise ValueError(
+        f'{state_dir} holds {len(jax.tree.leaves(item))} parameters but the model has'
+        f' {len(jax.tree.leaves(abstract))}: the checkpoint is of another model'
+    )
+  restored = checkpointer.restore(
+      state_dir,
+      args=ocp.args.PyTreeRestore(
+          item=item,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+          partial_restore=True,  # the optimiser state stays on disk
+      ),
+  )
+  state = jax.tree.map(lambda x: x, abstract_state)  # a copy: the abstract state is reused
+  nnx.replace_by_pure_dict(state, _pure(restored['params']))
+  return state
