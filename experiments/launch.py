@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
   print('\n'.join(budget.report(planned, args.accelerator, args.mfu)))
   if args.backend == 'tpu':
     try:
-      return tpu.launch(args.sweep_file, args.out or 'SWEEP_DIR', args.dry_run)
+      return tpu.launch(args.sweep_file, args.out or 'SWEEP_DIR', args.dry_run, args.only)
     except ValueError as error:
       print(f'error: {error}', file=sys.stderr)
       return 2

@@ -19,7 +19,9 @@ from experiments.sweep import REPO
 SCRIPT = REPO / 'tpu_scripts' / 'launch.sh'
 
 
-def command(sweep_file: str, sweep_dir: str, dry_run: bool = False) -> list[str]:
+def command(
+    sweep_file: str, sweep_dir: str, dry_run: bool = False, only: list[str] | None = None
+) -> list[str]:
   path = pathlib.Path(sweep_file).resolve()
   if not path.is_relative_to(REPO):
     raise ValueError(
@@ -34,8 +36,11 @@ def command(sweep_file: str, sweep_dir: str, dry_run: bool = False) -> list[str]
       '--out',
       sweep_dir,
       *(['--dry-run'] if dry_run else []),
+      *(['--', '--only', *only] if only else []),  # the workers' launcher selects the same runs
   ]
 
 
-def launch(sweep_file: str, sweep_dir: str, dry_run: bool = False) -> int:
-  return subprocess.run(command(sweep_file, sweep_dir, dry_run), env=os.environ).returncode
+def launch(
+    sweep_file: str, sweep_dir: str, dry_run: bool = False, only: list[str] | None = None
+) -> int:
+  return subprocess.run(command(sweep_file, sweep_dir, dry_run, only), env=os.environ).returncode

@@ -226,6 +226,24 @@ def test_the_tpu_backend_goes_through_launch_sh(monkeypatch, capfd):
   assert '-m experiments.launch experiments/sweeps/tiny_local.py --backend local' in (
       remote_command(ssh)
   )
+  # --only reaches the workers' launcher.
+  argv = [
+      sweep,
+      '--backend',
+      'tpu',
+      '--out',
+      'x',
+      '--dry-run',
+      '--only',
+      'tiny-1-*',
+      'tiny-2-const*',
+  ]
+  assert launch.main(argv) == 0
+  out = capfd.readouterr().out
+  assert out.splitlines()[-2].startswith('total: 3 runs')
+  remote = shlex.split(remote_command(shlex.split(out.splitlines()[-1])))
+  at = remote.index('--only')
+  assert remote[at : at + 4] == ['--only', 'tiny-1-*', 'tiny-2-const*', '>']
   assert launch.main([sweep, '--backend', 'tpu', '--out', 'x', '--parallel', '2']) == 2
   assert 'a TPU VM runs one run at a time' in capfd.readouterr().err
 
