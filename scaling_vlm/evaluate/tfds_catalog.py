@@ -45,6 +45,10 @@ class Dataset:
   order: str = 'name'  # one of ORDERS; 'retrieval' for image-caption sets
   names: str = ''  # the carried class-name list, when not named as the task
 
+  def __post_init__(self):
+    if self.order not in ORDERS:
+      raise ValueError(f'{self.task}: order {self.order!r} is not one of {list(ORDERS)}')
+
 
 _SUITE = (
     Dataset('imagenet1k', 'imagenet2012', 'validation', 'wnid'),

@@ -52,7 +52,9 @@ class _Records:
     label = int(example['label'])
     if not 0 <= label < len(self.remap) or self.remap[label] < 0:
       name = self.label_names[label] if 0 <= label < len(self.label_names) else '?'
-      raise ValueError(f"{self.name}[{index}]: label {label} ({name}) is not one of the task's")
+      raise ValueError(
+          f"{self.name}[{index}]: label {label} ({name}) is not one of the task's classes"
+      )
     return {
         'key': f'{self.name}[{index}]',
         'image': _image(example),
@@ -66,8 +68,9 @@ class _Records:
 def zero_shot_task(
     dataset: tfds_catalog.Dataset | str, names_folder: str | None = None
 ) -> synthetic.ZeroShotTask:
-  """The zero-shot task of a TFDS dataset (a catalogue entry, or `DATASET[/CONFIG][/SPLIT]`);
-  class names that do not fit its labels are an error naming both."""
+  """The zero-shot task of a TFDS dataset (a catalogue entry, or a `tfds:` path: DATASET,
+  DATASET/SPLIT or DATASET/CONFIG/SPLIT); class names that do not fit its labels are an error
+  naming both."""
   import tensorflow_datasets as tfds  # optional: only these tasks need it
 
   if isinstance(dataset, str):
