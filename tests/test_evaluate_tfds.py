@@ -104,7 +104,8 @@ def jpeg(pixels):
 
 
 class CocoCaptions(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """coco_captions/2014's features, with a few synthetic scenes and 5 captions each."""
+  """coco_captions/2014's features (TFDS's own, NumPy dtypes where its code names TensorFlow's),
+  holding a few synthetic scenes with 5 captions each."""
 
   VERSION = tfds.core.Version('1.1.0')
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name='2014')]
@@ -117,6 +118,15 @@ class CocoCaptions(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 'image': tfds.features.Image(encoding_format='jpeg'),
                 'image/filename': tfds.features.Text(),
                 'image/id': np.int64,
+                'objects': tfds.features.Sequence(
+                    {
+                        'id': np.int64,
+                        'area': np.int64,
+                        'bbox': tfds.features.BBoxFeature(),
+                        'label': tfds.features.ClassLabel(num_classes=80),
+                        'is_crowd': np.bool_,
+                    }
+                ),
                 'captions': tfds.features.Sequence({'text': np.str_, 'id': np.int64}),
             }
         ),
@@ -134,6 +144,13 @@ class CocoCaptions(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           'image': jpeg(record['image']),  # encoded here: TFDS would need TensorFlow to
           'image/filename': f'{i}.jpg',
           'image/id': i,
+          'objects': {
+              'id': [i],
+              'area': [100],
+              'bbox': [tfds.features.BBox(0.1, 0.2, 0.5, 0.6)],
+              'label': [i % 80],
+              'is_crowd': [False],
+          },
           'captions': captions,
       }
 
