@@ -2,7 +2,7 @@
 
 A `ModelConfig` is plain data. It names everything that changes the parameter tree or the
 FLOPs of a model, plus the numerics switches (compute dtype, attention kernel, layer scan,
-remat) that do not. Validation happens here, before any array is built, so that a bad size
+remat, selective-scan kernel) that do not. Validation happens here, before any array is built, so that a bad size
 fails with a message that names the value and what is allowed.
 """
 
@@ -12,11 +12,18 @@ import dataclasses
 import math
 from typing import Literal
 
-ARCHS = ('clip', 'mammut')
+ARCHS = ('clip', 'mammut', 'climp')
 DTYPES = ('float32', 'bfloat16')
 ATTENTION_IMPLS = (None, 'xla', 'cudnn')
 REMAT_POLICIES = ('none', 'full', 'dots')
 POOLINGS = ('cls', 'mean')
+# CLIMP's 2D cross-scan orders over the patch grid (VMamba's SS2D): row-major forward and
+# backward, column-major forward and backward. The text tower scans 'forward' only (causal).
+VISION_DIRECTIONS = ('row', 'row_reverse', 'col', 'col_reverse')
+TEXT_DIRECTIONS = ('forward',)
+# 'auto': step by step on CPUs (cache-friendly, several times faster there), log-depth
+# associative scans on GPUs and TPUs, where a step-by-step loop would leave the device idle.
+SCAN_IMPLS = ('auto', 'associative', 'sequential')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +77,34 @@ class TextConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SSMConfig:
+  """A Mamba-1 (S6) mixer, which CLIMP's towers use where CLIP has attention."""
+
+  expand: int = 2  # inner width = expand x tower width
+  state: int = 16  # N: state size per inner channel
+  conv: int = 4  # depthwise conv kernel: causal, length `conv` (text); conv x conv (vision)
+  dt_rank: int | None = None  # rank of the step-size projection; None: ceil(width / 16)
+  directions: tuple[str, ...] = TEXT_DIRECTIONS
+  # Numerics only (no parameter or FLOP changes): the scan kernel and its chunk length.
+  scan_impl: str = 'auto'
+  chunk: int = 64
+
+  def rank(self, width: int) -> int:
+    return self.dt_rank or math.ceil(width / 16)
+
+
+# VMamba-v2's VSS block (SS2D mixer with expand 1, then an MLP) and Mamba-1's LM block.
+VISION_SSM = SSMConfig(expand=1, conv=3, directions=VISION_DIRECTIONS)
+TEXT_SSM = SSMConfig(expand=2, conv=4, directions=TEXT_DIRECTIONS)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """One zoo entry. `arch` picks the family; the MaMMUT fields are ignored by CLIP."""
+  """One zoo entry. `arch` picks the family; the MaMMUT fields are ignored by CLIP, the SSM
+  fields by everything but CLIMP (which also ignores `heads`)."""
 
   name: str
-  arch: Literal['clip', 'mammut']
+  arch: Literal['clip', 'mammut', 'climp']
   embed_dim: int
   vision: VisionConfig
   text: TextConfig
@@ -84,6 +114,9 @@ class ModelConfig:
   mlp_before_cross_attn: bool = True
   init_logit_scale: float = math.log(1 / 0.07)
   init_logit_bias: float | None = None  # set for the sigmoid (SigLIP) loss
+  # CLIMP's mixers; a tower's MLP follows its `mlp_ratio` (0: none, as in Mamba's LM blocks).
+  vision_ssm: SSMConfig = VISION_SSM
+  text_ssm: SSMConfig = TEXT_SSM
   # Numerics and implementation: these change neither the parameters nor the FLOPs.
   dtype: str = 'float32'  # compute dtype; parameters stay float32
   attention_impl: str | None = None  # None lets JAX pick (cuDNN flash attention on GPUs)
@@ -122,32 +155,62 @@ class ModelConfig:
             f'{self.embed_dim} must equal the text width {t.width}.'
         )
 
+    if self.arch == 'climp':
+      self._check_ssm()
+
+  def _check_ssm(self) -> None:
+    for tower, ssm, allowed in (
+        ('vision_ssm', self.vision_ssm, VISION_DIRECTIONS),
+        ('text_ssm', self.text_ssm, TEXT_DIRECTIONS),
+    ):
+      _check_choice(f'{tower}.scan_impl', ssm.scan_impl, SCAN_IMPLS)
+      for field in ('expand', 'state', 'conv', 'chunk'):
+        if getattr(ssm, field) < 1:
+          raise ValueError(f'{self.name}: {tower}.{field}={getattr(ssm, field)} must be >= 1.')
+      directions = tuple(ssm.directions)
+      if not directions or len(set(directions)) != len(directions):
+        raise ValueError(
+            f'{self.name}: {tower}.directions={directions!r} must be a non-empty tuple of '
+            f'distinct names from {list(allowed)}.'
+        )
+      for direction in directions:
+        if direction not in allowed:
+          hint = ' (the text tower is causal)' if tower == 'text_ssm' else ''
+          raise ValueError(
+              f'{self.name}: scan direction {direction!r} is not allowed in {tower}{hint}; '
+              f'choose from {list(allowed)}.'
+          )
+
   @property
   def pooling(self) -> str:
-    """Image pooling: CLIP reads the class token, MaMMUT averages all tokens."""
+    """Image pooling: CLIP reads the class token, MaMMUT and CLIMP average all tokens."""
     return 'cls' if self.arch == 'clip' else 'mean'
 
   def replace(self, **overrides) -> ModelConfig:
-    """Returns a copy with top-level or `vision.x` / `text.x` fields replaced."""
-    top, vision, text = {}, {}, {}
+    """Returns a copy with top-level or `vision.x` / `text.x` / `vision_ssm.x` / `text_ssm.x`
+    fields replaced."""
+    groups = {
+        'vision': VisionConfig,
+        'text': TextConfig,
+        'vision_ssm': SSMConfig,
+        'text_ssm': SSMConfig,
+    }
+    top, nested = {}, {group: {} for group in groups}
     for key, value in overrides.items():
       group, _, field = key.rpartition('.')
-      target = {'': top, 'vision': vision, 'text': text}.get(group)
-      known = {'': ModelConfig, 'vision': VisionConfig, 'text': TextConfig}.get(group)
+      target = top if group == '' else nested.get(group)
+      known = ModelConfig if group == '' else groups.get(group)
       if target is None or field not in {f.name for f in dataclasses.fields(known)}:
         allowed = sorted(
             [f.name for f in dataclasses.fields(ModelConfig)]
-            + [f'vision.{f.name}' for f in dataclasses.fields(VisionConfig)]
-            + [f'text.{f.name}' for f in dataclasses.fields(TextConfig)]
+            + [f'{g}.{f.name}' for g, cls in groups.items() for f in dataclasses.fields(cls)]
         )
         raise ValueError(f'Unknown model field {key!r}; allowed: {", ".join(allowed)}.')
       target[field] = value
-    return dataclasses.replace(
-        self,
-        vision=dataclasses.replace(self.vision, **vision),
-        text=dataclasses.replace(self.text, **text),
-        **top,
-    )
+    for group, fields in nested.items():
+      if fields:
+        top[group] = dataclasses.replace(getattr(self, group), **fields)
+    return dataclasses.replace(self, **top)
 
 
 def _check_choice(key: str, value, choices) -> None:
