@@ -11,13 +11,23 @@ context − 1), plus the vision→text map. A run's compute is this × samples s
 the same linear layers *plus* the attention-score products (counted in full, as XLA
 computes them, also where a causal mask zeroes half), times 3 for forward + backward.
 MaMMUT's contrastive pass executes no LM head, so training FLOPs leave it out.
+
+**CLIMP** (`climp_counts`) has no attention. Both conventions count its linear layers (input
+and output projections, the per-direction Δ/B/C and step-size projections, the depthwise
+convolutions, MLPs, patch embedding and projections) *and* the selective scan's own
+multiply-adds, which are to it what the attention products are to a transformer: per token,
+direction, inner channel and state element, 3 (decay ⊙ state + drive, (Δx)·B, and C·h). The
+exp of Δ·A, softplus, SiLU, the gate, the D skip, norms and biases are elementwise and not
+counted, as GELU and LayerNorm are not. Training FLOPs are again 3 x these: the associative
+scan's extra combine work and the backward recomputation of chunks are implementation cost,
+not model FLOPs, so they lower the MFU rather than inflate it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from scaling_vlm.models.config import ModelConfig
+from scaling_vlm.models.config import ModelConfig, SSMConfig
 
 
 def _block_macs(width: int, mlp_width: int, mlp: bool = True) -> int:
@@ -32,6 +42,7 @@ class Counts:
   linear: int = 0  # counted by both conventions
   attention: int = 0  # QKᵀ and AV: training FLOPs only
   unexecuted: int = 0  # MaMMUT's contrastive-pass LM head: paper convention only
+  scan: int = 0  # CLIMP's selective-scan multiply-adds: counted by both conventions
 
   def __add__(self, other: Counts) -> Counts:
     return Counts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
@@ -83,7 +94,39 @@ def mammut_decoder_counts(config: ModelConfig) -> Counts:
   return contrastive + captioning + vision_to_text
 
 
+def _mamba_counts(width: int, mlp_width: int, ssm: SSMConfig, tokens: int, conv: int) -> Counts:
+  """One Mamba block over `tokens` tokens; `conv` taps per channel of its depthwise conv."""
+  inner, rank, n = ssm.expand * width, ssm.rank(width), ssm.state
+  per_direction = inner * (rank + 2 * n) + rank * inner  # x_proj (Δ, B, C), dt_proj
+  per_token = (
+      width * 2 * inner  # in_proj to (u, z)
+      + conv * inner
+      + len(ssm.directions) * per_direction
+      + inner * width  # out_proj
+      + 2 * width * mlp_width
+  )
+  return Counts(linear=tokens * per_token, scan=tokens * len(ssm.directions) * 3 * inner * n)
+
+
+def climp_counts(config: ModelConfig) -> Counts:
+  v, t = config.vision, config.text
+  patches = v.grid**2
+  vision = Counts(linear=patches * v.patch_size**2 * 3 * v.width + v.width * config.embed_dim)
+  block = _mamba_counts(v.width, v.mlp_width, config.vision_ssm, patches, config.vision_ssm.conv**2)
+  text = Counts(linear=t.width * config.embed_dim)
+  text_block = _mamba_counts(
+      t.width, t.mlp_width, config.text_ssm, t.context_length, config.text_ssm.conv
+  )
+  for _ in range(v.layers):
+    vision += block
+  for _ in range(t.layers):
+    text += text_block
+  return vision + text
+
+
 def forward_counts(config: ModelConfig) -> Counts:
+  if config.arch == 'climp':
+    return climp_counts(config)
   text = clip_text_counts(config) if config.arch == 'clip' else mammut_decoder_counts(config)
   return vision_counts(config) + text
 
@@ -91,13 +134,13 @@ def forward_counts(config: ModelConfig) -> Counts:
 def forward_flops(config: ModelConfig) -> int:
   """Forward FLOPs per sample in the paper's convention."""
   c = forward_counts(config)
-  return 2 * (c.linear + c.unexecuted)
+  return 2 * (c.linear + c.scan + c.unexecuted)
 
 
 def train_flops(config: ModelConfig) -> int:
   """FLOPs a training step executes per sample (forward + backward, attention included)."""
   c = forward_counts(config)
-  return 3 * 2 * (c.linear + c.attention)
+  return 3 * 2 * (c.linear + c.attention + c.scan)
 
 
 def forward_gflops(config: ModelConfig) -> float:

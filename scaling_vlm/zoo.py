@@ -3,6 +3,7 @@
     python -m scaling_vlm.zoo                 # a table
     python -m scaling_vlm.zoo --json          # the same as a JSON list
     python -m scaling_vlm.zoo --filter 'mammut_*' --arch mammut
+    python -m scaling_vlm.zoo --arch climp    # Mamba towers (width/layers, no heads)
 
 Parameter counts come from the real Flax modules (shape evaluation, no memory used);
 FLOPs from `scaling_vlm.flops` (the paper's convention, and training FLOPs for MFU).
@@ -23,6 +24,8 @@ def describe(config: ModelConfig) -> dict:
   # Scanned layers trace once per tower: same parameter count, much faster to evaluate.
   params = models.count_params(models.abstract(config.replace(scan_layers=True)))
   v, t = config.vision, config.text
+  # CLIMP has no attention heads: its towers are width/layers only.
+  heads = (lambda tower: '') if config.arch == 'climp' else (lambda tower: f'/{tower.heads}')
   return {
       'name': config.name,
       'arch': config.arch,
@@ -32,8 +35,8 @@ def describe(config: ModelConfig) -> dict:
       'embed_dim': config.embed_dim,
       'image_size': v.image_size,
       'patch_size': v.patch_size,
-      'vision': f'{v.width}/{v.layers}/{v.heads}',
-      'text': f'{t.width}/{t.layers}/{t.heads}',
+      'vision': f'{v.width}/{v.layers}{heads(v)}',
+      'text': f'{t.width}/{t.layers}{heads(t)}',
       'context_length': t.context_length,
       'vocab_size': t.vocab_size,
   }

@@ -4,13 +4,26 @@ Rows are (embed, vision width/layers/heads, patch sizes, text width/layers/heads
 follow open_clip so results line up with the paper's: `ViT-B-32`, `mammut_ViT-B-32`, ...
 The `tiny-*` ladder is for CPU tests and the synthetic world: 64 px images, 32 tokens and a
 1024-word vocabulary.
+
+CLIMP entries are named after the CLIP model whose budget they match (`climp_ViT-B-16`,
+`climp_tiny-2`): the same embed dim, widths, patch size, image size, context and vocabulary;
+the vision tower keeps the ViT's depth and MLP with a selective-scan mixer in place of
+attention, and the text tower (Mamba LM blocks, no MLP) has the depth that best matches the
+CLIP text tower's parameters (about twice as many layers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
-from scaling_vlm.models.config import ModelConfig, TextConfig, VisionConfig
+from scaling_vlm.models.config import (
+    TEXT_SSM,
+    VISION_SSM,
+    ModelConfig,
+    TextConfig,
+    VisionConfig,
+)
 
 # (size, patch sizes, name suffix, embed, (vision width, layers, heads), (text width, layers,
 #  heads), whether the MaMMUT decoder keeps the MLP before cross-attention; None: no MaMMUT)
@@ -32,6 +45,32 @@ _TINY = (
     ('tiny-4', 96, 4, 4, 6),
     ('tiny-5', 128, 4, 4, 8),
 )
+
+
+# (matched CLIP name, CLIMP text layers, SSM state size) of the CLIMP entries.
+_CLIMP = (
+    ('ViT-S-16', 22, 16),
+    ('ViT-B-16', 22, 16),
+    ('ViT-L-14', 23, 16),
+    # At widths 32-128, Mamba's N = 16 would make the per-direction B and C projections
+    # (2N per channel) outweigh the attention they replace; N = 8 keeps the budgets matched.
+    ('tiny-1', 3, 8),
+    ('tiny-2', 3, 8),
+    ('tiny-3', 3, 8),
+    ('tiny-4', 7, 8),
+    ('tiny-5', 7, 8),
+)
+
+
+def _climp(clip: ModelConfig, text_layers: int, state: int) -> ModelConfig:
+  return dataclasses.replace(
+      clip,
+      name=f'climp_{clip.name}',
+      arch='climp',
+      text=dataclasses.replace(clip.text, layers=text_layers, mlp_ratio=0.0),
+      vision_ssm=dataclasses.replace(VISION_SSM, state=state),
+      text_ssm=dataclasses.replace(TEXT_SSM, state=state),
+  )
 
 
 def _build_zoo() -> dict[str, ModelConfig]:
@@ -64,6 +103,9 @@ def _build_zoo() -> dict[str, ModelConfig]:
     text = TextConfig(width, text_layers, heads, context_length=32, vocab_size=1024)
     zoo[name] = ModelConfig(name, 'clip', width, vision, text)
     zoo[f'mammut_{name}'] = ModelConfig(f'mammut_{name}', 'mammut', width, vision, text)
+
+  for clip_name, text_layers, state in _CLIMP:
+    zoo[f'climp_{clip_name}'] = _climp(zoo[clip_name], text_layers, state)
   return zoo
 
 

@@ -10,6 +10,13 @@ from scaling_vlm.models import layers
 from scaling_vlm.models.config import ModelConfig
 
 
+def patchify(images: jax.Array, p: int) -> jax.Array:
+  """(B, H, W, C) -> (B, H/p * W/p, p*p*C): non-overlapping patches in row-major order."""
+  b, h, w, c = images.shape
+  x = images.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
 class VisionTower(nnx.Module):
   """Patch embedding, class token, learned positions, `ln_pre`, transformer, then pooling,
   `ln_post` and a linear projection into the joint embedding space."""
@@ -60,9 +67,7 @@ class VisionTower(nnx.Module):
           f'images must have shape (batch, {size}, {size}, 3) for this model, '
           f'got {images.shape}.'
       )
-    g = size // p
-    x = images.reshape(images.shape[0], g, p, g, p, 3).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(images.shape[0], g * g, p * p * 3)
+    return patchify(images, p)
 
   def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns the projected (unnormalised) embedding and the transformer's output tokens
