@@ -7,16 +7,19 @@ from scaling_vlm.train.config import base_config
 
 
 def make(arch: str, preset: str):
+  """`preset` is a zoo name of family `arch`, the same without the family prefix
+  (`mammut_ViT-B-32` or `ViT-B-32` for MaMMUT), or `tiny`."""
   config = base_config()
+  prefix = '' if arch == 'clip' else f'{arch}_'
   if preset == 'tiny':
-    return tiny(config, 'tiny-2' if arch == 'clip' else 'mammut_tiny-2')
-  name = preset if arch == 'clip' or preset.startswith('mammut_') else f'mammut_{preset}'
+    return tiny(config, f'{prefix}tiny-2')
+  name = preset if preset.startswith(prefix) else f'{prefix}{preset}'
   if models.get_config(name).arch != arch:
     raise ValueError(
         f'{name!r} is not a {arch} model; {arch} names: ' f'{", ".join(models.model_names(arch))}.'
     )
   config.model.name = name
-  if name.startswith(('tiny', 'mammut_tiny')):
+  if name.removeprefix(prefix).startswith('tiny'):
     return tiny(config, name)
   return config
 
