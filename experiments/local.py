@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def launch(
       pending.append(p)
   if dry_run:
     for p in pending:
-      echo(f'would run {p.name}: {subprocess.list2cmdline(command(p, workdir[p.name]))}')
+      echo(f'would run {p.name}: {shlex.join(command(p, workdir[p.name]))}')
     return [outcomes.get(p.name, Outcome(p.name, 'pending')) for p in planned]
 
   running: dict[str, tuple[subprocess.Popen, object]] = {}
@@ -128,7 +129,8 @@ def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, 
       break
     parent = p.run.parent
     if parent:
-      parent_dir = workdir.get(parent, '')
+      # The parent's workdir even when --only left the parent out of this launch.
+      parent_dir = os.path.join(os.path.dirname(workdir[p.name]), parent)
       if not workdirs.has_checkpoint(parent_dir, p.start_samples, p.plan.global_batch):
         if parent in running or any(q.name == parent for q in pending):
           continue  # the parent has not reached the branch point yet
@@ -146,11 +148,16 @@ def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, 
     log_path = os.path.join(workdir[p.name], log_name)
     log = open(log_path, 'a')
     cmd = command(p, workdir[p.name])
-    log.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {subprocess.list2cmdline(cmd)}\n')
+    log.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(cmd)}\n')
     log.flush()
     # The run's own session: a terminal's Ctrl-C reaches the launcher, which forwards SIGTERM.
     process = subprocess.Popen(
-        cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, 'PYTHONUNBUFFERED': '1'},  # the log follows the run as it goes
     )
     running[p.name] = (process, log)
     echo(f'start {p.name} -> {log_path}')

@@ -3,20 +3,20 @@ end with one failing run reported, a second launch does nothing, an unfinished r
 a cooldown branch waits for its parent, and collection merges every run's rows into the table
 fitting reads."""
 
-import csv
 import os
 import pathlib
 import shlex
-import stat
 import subprocess
 import sys
 
 import pytest
 
-from experiments import collect, launch, slurm, sweep, workdirs
+from experiments import collect, launch, workdirs
 from fitting import table
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# One CPU device per trainer: the tiny runs compile and start fastest (conftest sets 8).
+ONE_DEVICE = '--xla_force_host_platform_device_count=1'
 SHARED = (
     "'train.global_batch': 16, 'train.warmup': 16, 'log.tensorboard': False, "
     "'checkpoint.async_save': False"
@@ -29,7 +29,7 @@ def runs():
             'optim.schedule': 'const', 'checkpoint.milestones': '64,128'}})
   yield Run('cool', 'configs/clip.py:tiny-1', {{'train.samples': 96, {SHARED},
             'optim.schedule': 'cooldown', 'cooldown.start': 64}}, parent='const')
-  # Passes the sweep checks, fails in the trainer: 8 devices do not split 3 ways.
+  # Passes the sweep checks, fails in the trainer: one device does not split 3 ways.
   yield Run('broken', 'configs/clip.py:tiny-1', {{'train.samples': 64, {SHARED},
             'mesh.fsdp': 3}})
 """
@@ -45,6 +45,7 @@ def swept(tmp_path_factory):
   result = subprocess.run(
       [sys.executable, '-m', 'experiments.launch', str(path), '--out', str(out), '--parallel', '2'],
       cwd=REPO,
+      env={**os.environ, 'XLA_FLAGS': ONE_DEVICE},
       capture_output=True,
       text=True,
       timeout=300,
@@ -75,10 +76,16 @@ def test_a_second_launch_does_nothing(swept, capsys):
   output = capsys.readouterr().out
   assert 'summary: 2 skipped' in output and 'start ' not in output
   assert {run: (out / run / 'train.log').stat().st_mtime_ns for run in logs} == logs
+  # A dry run names what a launch would start: only the unfinished (failed) run.
+  assert launch.main([path, '--out', str(out), '--dry-run']) == 0
+  would = [l for l in capsys.readouterr().out.splitlines() if l.startswith('would run')]
+  assert len(would) == 1 and would[0].startswith('would run broken: ')
+  assert f'--workdir={out}/broken' in shlex.split(would[0])
 
 
-def test_an_unfinished_run_resumes_from_its_checkpoint(swept, capsys):
+def test_an_unfinished_run_resumes_from_its_checkpoint(swept, capsys, monkeypatch):
   path, out, _, _ = swept
+  monkeypatch.setenv('XLA_FLAGS', ONE_DEVICE)  # the trainers started from here inherit it
   # As if the run had been killed after its milestone: the final checkpoint is gone.
   final = out / 'const' / 'checkpoints' / '8'
   subprocess.run(['rm', '-rf', str(final)], check=True)
