@@ -1,0 +1,118 @@
+"""The paper in miniature: `python -m experiments.mini_study --out DIR [--quick]`.
+
+Trains ladders of tiny CLIP, MaMMUT and CLIMP models on the synthetic world (constant LR with
+milestone checkpoints, plus cosine runs to check that cheap method), evaluates every
+milestone, fits scaling laws with held-out points and compares the procedures, writing
+`DIR/results.csv`, `DIR/figures/*.png` and `DIR/report.md`. No data, download or
+accelerator needed; rerunning resumes (finished runs and evaluated checkpoints are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import pandas as pd
+
+from experiments.mini_study import analysis, plan, report, runner
+from fitting import table
+
+
+def _collect(out: str, runs) -> str:
+  """Every run's rows in one table (rebuilt each time, so it matches the runs on disk)."""
+  frames = []
+  for r in runs:
+    path = os.path.join(out, 'runs', r.name, 'results.csv')
+    if os.path.exists(path):
+      frames.append(pd.read_csv(path))
+  if not frames:
+    raise RuntimeError(f'no run in {out}/runs has evaluation rows; see the errors above')
+  path = os.path.join(out, 'results.csv')
+  pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+  return path
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m experiments.mini_study',
+      description=__doc__.split('\n')[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('--out', required=True, help='study directory (created; reruns resume)')
+  parser.add_argument('--quick', action='store_true', help='a smoke version in about a minute')
+  parser.add_argument(
+      '--procedures',
+      nargs='+',
+      default=list(plan.PROCEDURES),
+      choices=plan.PROCEDURES,
+      help='architectures to compare (default: all)',
+  )
+  parser.add_argument('--workers', type=int, default=2, help='runs trained at once (default 2)')
+  args = parser.parse_args(argv)
+  if len(args.procedures) < 2:
+    parser.error(f'--procedures needs at least two to compare, got {args.procedures}')
+  if args.workers < 1:
+    parser.error(f'--workers must be >= 1, got {args.workers}')
+
+  budget = plan.QUICK if args.quick else plan.FULL
+  runs = plan.make_runs(budget, args.procedures)
+  os.makedirs(args.out, exist_ok=True)
+  start = time.perf_counter()
+  print(f'mini study: {len(runs)} runs into {args.out}', flush=True)
+
+  done = []
+
+  def progress(outcome: runner.Outcome) -> None:
+    done.append(outcome)
+    status = f'FAILED: {outcome.error}' if outcome.error else 'ok'
+    print(
+        f'[{len(done):2d}/{len(runs)}] {outcome.name}: {outcome.rows} new rows, {status} '
+        f'(train {outcome.train_s:.0f} s, eval {outcome.eval_s:.0f} s in all) '
+        f'| {time.perf_counter() - start:.0f} s elapsed',
+        flush=True,
+    )
+
+  outcomes = runner.run_all(runs, args.out, budget.eval_size, args.workers, progress)
+  trained = time.perf_counter() - start
+  results = table.read_results(_collect(args.out, runs))
+  largest = {p: plan.zoo_name(p, budget.ladder[-1][0]) for p in args.procedures}
+  fits = analysis.analyse(
+      results,
+      args.procedures,
+      largest,
+      budget.form,
+      budget.bootstrap,
+      os.path.join(args.out, 'figures'),
+  )
+  timings = {
+      f'training + evaluation (wall, {args.workers} workers, this invocation)': trained,
+      'training (sum over runs, all invocations)': sum(o.train_s for o in outcomes),
+      'evaluation (sum over runs, all invocations)': sum(o.eval_s for o in outcomes),
+      'fitting, figures and report': time.perf_counter() - start - trained,
+      'total (this invocation)': time.perf_counter() - start,
+  }
+  path = os.path.join(args.out, 'report.md')
+  report.write(path, fits, runs, outcomes, timings, budget)
+  errors = report.held_out_errors(fits)
+  summary = {
+      'report': path,
+      'results': os.path.join(args.out, 'results.csv'),
+      'figures': [e['figure'] for e in fits if e['figure']],
+      'problems': [p for e in fits for p in e['problems']],
+      'held_out_mean_abs_relative_error': float(sum(errors) / len(errors)) if errors else None,
+      'failed_runs': [o.name for o in outcomes if o.error],
+      'seconds': timings,
+  }
+  with open(os.path.join(args.out, 'summary.json'), 'w') as file:
+    json.dump(summary, file, indent=2)
+  for entry in fits:
+    print('\n'.join(report.verdict(entry)))
+  print(json.dumps(summary, indent=2))
+  return 1 if summary['failed_runs'] else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

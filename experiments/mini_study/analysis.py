@@ -1,0 +1,151 @@
+"""From the study's results table to its verdict: frontiers, fitted laws, held-out errors,
+pairwise comparisons with bootstrap intervals, and the constant-vs-cosine check.
+
+Everything is the `fitting` package's, applied as the paper does: constant-LR points after
+warmup (every milestone counts), cosine runs at their end, a Pareto frontier per procedure, and
+error = 1 - metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+
+import numpy as np
+import pandas as pd
+
+from fitting import bootstrap, compare, filters, frontier, heldout, plot, schedules, solver
+
+# (task, metric, what it is): the study's two downstream measures.
+METRICS = (
+    ('zeroshot_average', 'acc1', 'zero-shot top-1, mean of shape, colour and count'),
+    ('synthetic/retrieval', 'image_retrieval_recall@5', 'text-to-image retrieval recall@5'),
+)
+FRONTIER = 'pareto_naive'  # the paper's binning needs x >= ~1e6 GFLOPs; ours is ~1e2-1e3
+SCHEDULE_FORM = 'power_law'  # cosine runs give a few points each: a two-parameter law
+
+
+@dataclasses.dataclass
+class ProcedureFit:
+  procedure: str
+  points: pd.DataFrame  # eligible constant-LR points
+  frontier: pd.DataFrame
+  fit: solver.Fit  # on every frontier point
+  boot: bootstrap.Bootstrap
+  held_out: heldout.HeldOut | None  # fit below the largest model's compute, predict above
+
+
+def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str):
+  """Fit the frontier below the compute the smaller models reach; predict the largest
+  model's checkpoints beyond it (the 'largest scale' a law is meant to extrapolate to)."""
+  smaller = points[points['model'] != largest]
+  if smaller.empty:
+    return None
+  threshold = float(smaller['x'].max())
+  train = front[front['x'] <= threshold]
+  test = points[(points['model'] == largest) & (points['x'] > threshold)]
+  if test.empty or len(train) < 2:
+    return None
+  fit = solver.fit(form, train['x'], train['error'])
+  order = np.argsort(test['x'].to_numpy())
+  x, actual = test['x'].to_numpy()[order], test['error'].to_numpy()[order]
+  return heldout.HeldOut(fit, threshold, x, actual, fit.predict(x))
+
+
+def fit_procedure(points, procedure, largest, form, n_boot, seed) -> ProcedureFit:
+  own = filters.select(points, arch=procedure)
+  const = own[filters.is_constant(own)].reset_index(drop=True)
+  front = filters.frontier_points(const, FRONTIER)
+  fit = solver.fit(form, front['x'], front['error'])
+  boot = bootstrap.resample_runs(
+      fit, const['x'], const['error'], const['run_id'], n_boot, seed, frontier.pareto_naive
+  )
+  return ProcedureFit(procedure, const, front, fit, boot, _held_out(const, front, largest, form))
+
+
+def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot: int, figures: str):
+  """One entry per metric: fits, comparisons and the schedule check; writes a figure each."""
+  os.makedirs(figures, exist_ok=True)
+  out = []
+  for task, metric, description in METRICS:
+    points = filters.eligible_points(
+        results, task, metric, max_x=np.inf, max_samples=np.inf, min_x=0.0
+    )
+    fits, problems = {}, []
+    for i, p in enumerate(procedures):
+      try:
+        fits[p] = fit_procedure(points, p, largest[p], form, n_boot, seed=i)
+      except ValueError as error:  # e.g. too few frontier points: say so, fit the others
+        problems.append(f'{task}: {p}: {error}')
+    x_max = float(points['x'].max())
+    pairs = []
+    for a, b in itertools.combinations(fits, 2):
+      interval = compare.crossover_interval(fits[a].boot, fits[b].boot)
+      both = points[points['arch'].isin([a, b])]
+      try:
+        check = schedules.agreement(
+            both, 'arch', a, b, [x_max], form=SCHEDULE_FORM, frontier=FRONTIER
+        )
+        agreement = dataclasses.asdict(check)
+      except ValueError as error:  # e.g. too few cosine points for a fit
+        agreement = {'error': str(error)}
+      pairs.append(
+          dict(
+              a=a,
+              b=b,
+              crossover=dataclasses.asdict(interval),
+              p_a_beats_b_at_max=compare.probability_a_beats_b(fits[a].boot, fits[b].boot, x_max),
+              p_a_beats_b_at_10x=compare.probability_a_beats_b(
+                  fits[a].boot, fits[b].boot, 10 * x_max
+              ),
+              schedule_check=agreement,
+          )
+      )
+    if not fits:
+      out.append(
+          dict(
+              task=task,
+              metric=metric,
+              description=description,
+              x_max=x_max,
+              fits={},
+              pairs=[],
+              figure=None,
+              problems=problems,
+          )
+      )
+      continue
+    slug = task.replace('/', '_')
+    path = os.path.join(figures, f'{slug}.png')
+    crossings = [p['crossover']['point'] for p in pairs if p['crossover']['point'] is not None]
+    plot.figure(
+        [
+            plot.Curve(
+                f.procedure,
+                (f.points['x'].to_numpy(), f.points['error'].to_numpy()),
+                (f.frontier['x'].to_numpy(), f.frontier['error'].to_numpy()),
+                f.fit,
+                f.boot,
+                f.held_out,
+            )
+            for f in fits.values()
+        ],
+        path,
+        title=f'{task} ({description})',
+        ylabel=f'error = 1 - {metric}',
+        crossovers=crossings if len(fits) == 2 else (),
+    )
+    out.append(
+        dict(
+            task=task,
+            metric=metric,
+            description=description,
+            x_max=x_max,
+            fits=fits,
+            pairs=pairs,
+            figure=path,
+            problems=problems,
+        )
+    )
+  return out

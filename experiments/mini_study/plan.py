@@ -1,0 +1,100 @@
+"""What the mini study trains: ladders of tiny models per procedure, at constant LR with
+milestone checkpoints (the paper's cheap method), plus a few cosine runs to check it.
+
+A procedure here is an architecture (CLIP, MaMMUT, CLIMP) trained the same way on the
+synthetic world. Every run is a tiny preset (`configs/presets.py`) plus overrides, so it is
+exactly what `python -m scaling_vlm.train --config=configs/<arch>.py:<model>` would train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from configs import presets
+from scaling_vlm import flops, models
+from scaling_vlm.train import config as config_lib
+
+PROCEDURES = ('clip', 'mammut', 'climp')
+# Where constant runs are evaluated: half-octave steps over the last three octaves, all past
+# warmup (earlier checkpoints say little and cost an evaluation each).
+MILESTONE_FRACTIONS = tuple(2 ** (-k / 2) for k in range(6, -1, -1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """The study's size. Samples are per run; a ladder entry is (model, samples)."""
+
+  ladder: tuple[tuple[str, int], ...]  # constant-LR runs, zoo names without arch prefix
+  cosine: tuple[tuple[str, int], ...]  # cosine runs at a few scales, to check the method
+  global_batch: int
+  warmup: int
+  eval_size: int  # images per synthetic evaluation task
+  bootstrap: int  # replicates for intervals
+  form: str  # the law fitted to each frontier
+
+
+FULL = Budget(
+    ladder=(('tiny-1', 24_000), ('tiny-2', 24_000), ('tiny-3', 16_000), ('tiny-4', 8_000)),
+    cosine=(('tiny-1', 12_000), ('tiny-2', 12_000), ('tiny-3', 8_000)),
+    global_batch=32,
+    warmup=512,
+    eval_size=500,
+    bootstrap=200,
+    form='saturation_both',
+)
+# A smoke test of every stage: two sizes, a few hundred steps in all.
+QUICK = Budget(
+    ladder=(('tiny-1', 1_024), ('tiny-2', 1_024)),
+    cosine=(('tiny-1', 512), ('tiny-2', 512)),
+    global_batch=32,
+    warmup=128,
+    eval_size=64,
+    bootstrap=20,
+    form='power_law',
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  name: str
+  procedure: str
+  model: str  # zoo name
+  schedule: str  # 'const' or 'cosine'
+  samples: int
+  config: ml_collections.ConfigDict = dataclasses.field(compare=False, repr=False)
+
+  @property
+  def train_flops(self) -> float:
+    """Training FLOPs of the whole run: what the scheduler orders runs by."""
+    return flops.train_flops(models.get_config(self.model)) * self.samples
+
+
+def zoo_name(procedure: str, model: str) -> str:
+  return model if procedure == 'clip' else f'{procedure}_{model}'
+
+
+def make_runs(budget: Budget, procedures=PROCEDURES) -> list[Run]:
+  """Every run of the study, each config validated before anything trains."""
+  unknown = sorted(set(procedures) - set(PROCEDURES))
+  if unknown:
+    raise ValueError(f'unknown procedures {unknown}; choose from {PROCEDURES}')
+  runs = []
+  for procedure in procedures:
+    for schedule, entries in (('const', budget.ladder), ('cosine', budget.cosine)):
+      for model, samples in entries:
+        name = zoo_name(procedure, model)
+        config = presets.make(procedure, name)
+        config.train.samples = str(samples)
+        config.train.warmup = str(budget.warmup)
+        config.train.global_batch = budget.global_batch
+        config.optim.schedule = schedule
+        # Cosine runs give one scaling-law point, at their end; constant runs one per milestone.
+        fractions = MILESTONE_FRACTIONS if schedule == 'const' else (1,)
+        config.checkpoint.milestones = ','.join(str(round(f * samples)) for f in fractions)
+        config.checkpoint.latest_every_steps = 10**9  # the milestones are the resume points
+        config.log.tensorboard = False
+        config_lib.validate(config)
+        runs.append(Run(f'{name}-{schedule}-{samples}', procedure, name, schedule, samples, config))
+  return runs

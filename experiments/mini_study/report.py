@@ -1,0 +1,119 @@
+"""The study's Markdown report: the verdict first, then the laws, held-out errors, the
+schedule check and where the time went."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _law(fit) -> str:
+  p = fit.params
+  if fit.form.name == 'power_law':
+    return f'E = {p["a"]:.3g} · C^{p["c"]:.3f}'
+  offset = f' + {p["d"]:.3g}' if 'd' in p else ''
+  return f'E = {p["a"]:.3g} · (C + {p["b"]:.3g})^{p["c"]:.3f}{offset}'
+
+
+def _crossover(c: dict) -> str:
+  if c['point'] is None:
+    share = c['share_crossing']
+    return f'none in range ({100 * share:.0f}% of bootstrap pairs cross)'
+  return (
+      f'{c["point"]:.3g} GFLOPs ({100 * c["level"]:.0f}% interval {c["low"]:.3g} – '
+      f'{c["high"]:.3g}; {100 * c["share_crossing"]:.0f}% of bootstrap pairs cross)'
+  )
+
+
+def held_out_errors(analysis: list[dict]) -> list[float]:
+  """|relative error| of every held-out prediction of every metric and procedure."""
+  errors = []
+  for entry in analysis:
+    for f in entry['fits'].values():
+      if f.held_out is not None:
+        errors += list(np.abs(f.held_out.relative_error))
+  return errors
+
+
+def verdict(entry: dict) -> list[str]:
+  lines = []
+  for pair in entry['pairs']:
+    a, b, p = pair['a'], pair['b'], pair['p_a_beats_b_at_max']
+    winner, share = (a, p) if p >= 0.5 else (b, 1 - p)
+    lines.append(
+        f'- **{winner}** beats {a if winner == b else b} at the largest compute trained '
+        f'({entry["x_max"]:.3g} GFLOPs) in {100 * share:.0f}% of bootstrap replicates; '
+        f'{a} beats {b} at 10× that in {100 * pair["p_a_beats_b_at_10x"]:.0f}%. '
+        f'Crossover: {_crossover(pair["crossover"])}.'
+    )
+  return lines
+
+
+def write(path: str, analysis: list[dict], runs, outcomes, timings: dict, budget) -> None:
+  out = ['# Mini study: CLIP vs MaMMUT vs CLIMP on the synthetic world', '']
+  out += [
+      f'{len(runs)} runs: constant-LR ladders {", ".join(m for m, _ in budget.ladder)} '
+      f'(batch {budget.global_batch}, evaluated at 7 milestones over the last three octaves) and cosine runs {", ".join(m for m, _ in budget.cosine)}'
+      ' per procedure; every milestone evaluated on the synthetic zero-shot tasks and retrieval '
+      f"({budget.eval_size} images each); laws fitted on each procedure's Pareto frontier of "
+      f'constant-LR points, {budget.bootstrap} bootstrap replicates over runs.',
+      '',
+  ]
+  errors = held_out_errors(analysis)
+  out += ['## Verdict', '']
+  for entry in analysis:
+    out += [f'**{entry["task"]}** ({entry["description"]}):', '', *verdict(entry), '']
+  if errors:
+    out += [
+        f"Held-out check: laws fitted below the largest model's compute predict its "
+        f'checkpoints with mean |relative error| {100 * np.mean(errors):.1f}% '
+        f'(max {100 * np.max(errors):.1f}%, {len(errors)} points).',
+        '',
+    ]
+  out += ['## Fitted laws (error E vs compute C in GFLOPs)', '']
+  out += [
+      '| task | procedure | law | frontier points | held-out rel. error |',
+      '|---|---|---|---|---|',
+  ]
+  for entry in analysis:
+    for name, f in entry['fits'].items():
+      if f.held_out is None:
+        held = 'n/a'
+      else:
+        held = ', '.join(f'{100 * e:+.1f}%' for e in f.held_out.relative_error)
+      out.append(f'| {entry["task"]} | {name} | {_law(f.fit)} | {f.fit.n_points} | {held} |')
+  out += ['', '## Constant LR vs cosine', '']
+  out += [
+      'Each pair compared on constant-LR points and on cosine points separately '
+      '(power law per procedure); the cheap method is trustworthy where both agree.',
+      '',
+      '| task | pair | winner (constant) | winner (cosine) | ranking agrees |',
+      '|---|---|---|---|---|',
+  ]
+  for entry in analysis:
+    for pair in entry['pairs']:
+      check = pair['schedule_check']
+      if 'error' in check:
+        out.append(f'| {entry["task"]} | {pair["a"]} vs {pair["b"]} | – | – | {check["error"]} |')
+        continue
+      const = ', '.join(check['constant']['winners'].values())
+      cosine = ', '.join(check['cosine']['winners'].values())
+      out.append(
+          f'| {entry["task"]} | {pair["a"]} vs {pair["b"]} | {const} | {cosine} | '
+          f'{"yes" if check["ranking_agrees"] else "no"} |'
+      )
+  out += ['', '## Figures', '']
+  out += [
+      f'![{e["task"]}]({os.path.relpath(e["figure"], os.path.dirname(path))})'
+      for e in analysis
+      if e['figure']
+  ]
+  out += ['', '## Time', '']
+  out += [f'- {stage}: {seconds:.0f} s' for stage, seconds in timings.items()]
+  problems = [f'{o.name}: {o.error}' for o in outcomes if o.error]
+  problems += [p for entry in analysis for p in entry['problems']]
+  if problems:
+    out += ['', '## Problems', ''] + [f'- {p}' for p in problems]
+  with open(path, 'w') as file:
+    file.write('\n'.join(out) + '\n')

@@ -1,0 +1,107 @@
+"""Train and evaluate the study's runs, two at a time on a two-core machine.
+
+Each run goes to a worker process that trains it with the project's trainer and then
+evaluates every milestone into the run's `results.csv`, exactly as `python -m
+scaling_vlm.train` and `python -m scaling_vlm.evaluate` would. Tiny models keep one core
+busy at best, so two workers finish the study sooner than one process with two threads.
+Workers persist between runs (jax is imported once each), and share a persistent XLA
+compilation cache, so a rerun of the study compiles nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+
+TIMES_FILE = 'study_seconds.json'  # a run's training and evaluation time, over all invocations
+EVAL_TASKS = ('synthetic/shape', 'synthetic/colour', 'synthetic/count', 'synthetic/retrieval')
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  name: str
+  train_s: float  # seconds spent on the run in this and earlier invocations of the study
+  eval_s: float
+  rows: int  # evaluation rows added by this invocation
+  error: str | None = None
+
+
+def _init_worker(cache_dir: str) -> None:
+  import jax  # pylint: disable=import-outside-toplevel
+
+  jax.config.update('jax_compilation_cache_dir', cache_dir)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  # The trainer's and orbax's per-step logs would bury the study's own progress lines.
+  logging.getLogger().setLevel(logging.WARNING)
+  logging.getLogger('absl').setLevel(logging.ERROR)
+
+
+def _is_finished(config, workdir: str) -> bool:
+  from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
+
+  last = trainer.RunPlan.from_config(config).total_steps
+  return os.path.isdir(os.path.join(workdir, 'checkpoints', str(last)))
+
+
+def _train_and_evaluate(name: str, config, workdir: str, eval_size: int) -> Outcome:
+  from scaling_vlm.evaluate import checkpoints  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
+
+  spent = _read_times(workdir)  # what earlier invocations spent on this run
+  start = time.perf_counter()
+  try:
+    if not _is_finished(config, workdir):
+      trainer.train(config, workdir)  # resumes from the workdir if a checkpoint is there
+    train_s = time.perf_counter() - start
+    summary = checkpoints.evaluate_run(workdir, EVAL_TASKS, synthetic_size=eval_size)
+  except Exception as error:  # one failed run must not stop the study
+    return Outcome(name, time.perf_counter() - start, 0.0, 0, f'{type(error).__name__}: {error}')
+  eval_s = time.perf_counter() - start - train_s
+  spent = {'train_s': spent['train_s'] + train_s, 'eval_s': spent['eval_s'] + eval_s}
+  with open(os.path.join(workdir, TIMES_FILE), 'w') as file:
+    json.dump(spent, file)
+  skipped = [line for line in summary.lines() if line.startswith('SKIPPED')]
+  return Outcome(name, spent['train_s'], spent['eval_s'], summary.rows, '; '.join(skipped) or None)
+
+
+def _read_times(workdir: str) -> dict[str, float]:
+  path = os.path.join(workdir, TIMES_FILE)
+  if not os.path.exists(path):
+    return {'train_s': 0.0, 'eval_s': 0.0}
+  with open(path) as file:
+    return json.load(file)
+
+
+def run_all(
+    runs: Sequence,
+    out: str,
+    eval_size: int,
+    workers: int,
+    on_done: Callable[[Outcome], None],
+) -> list[Outcome]:
+  """Trains and evaluates `runs` (largest first, so no long run starts last), calling
+  `on_done` as each finishes; returns the outcomes in the order of `runs`."""
+  context = multiprocessing.get_context('spawn')  # jax is not fork-safe
+  cache = os.path.join(out, '.xla_cache')
+  order = sorted(runs, key=lambda r: -r.train_flops)
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=_init_worker, initargs=(cache,)
+  ) as pool:
+    futures = {
+        pool.submit(
+            _train_and_evaluate, r.name, r.config, os.path.join(out, 'runs', r.name), eval_size
+        ): r.name
+        for r in order
+    }
+    outcomes = {}
+    for future in concurrent.futures.as_completed(futures):
+      outcome = future.result()
+      outcomes[outcome.name] = outcome
+      on_done(outcome)
+  return [outcomes[r.name] for r in runs]
