@@ -51,6 +51,37 @@ def _a_log_init(key, shape, dtype):
   return jnp.broadcast_to(jnp.log(jnp.arange(1, shape[-1] + 1, dtype=dtype)), shape)
 
 
+class DepthwiseConv(nnx.Module):
+  """A depthwise convolution with bias: causal over a sequence (the text must not see later
+  tokens), or k x k with 'same' padding over a (B, H, W, C) grid.
+
+  Written as k (or k²) shifted multiply-adds rather than a grouped `lax.conv`: XLA's SPMD
+  partitioner mishandles grouped convolutions whose batch and channels are split over
+  different mesh axes (the kernel gradient came out doubled on a data x tensor mesh, and
+  batch-sharded ones are all-gathered), and with a handful of taps this is as fast.
+  """
+
+  def __init__(self, channels: int, size: int, *, two_d: bool, rngs: nnx.Rngs):
+    shape = (size, size, channels) if two_d else (size, channels)
+    # PyTorch's default conv init (uniform, bound 1/sqrt(fan_in)) has this standard deviation.
+    std = (3 * size ** len(shape[:-1])) ** -0.5
+    self.kernel = _param(rngs, layers.normal(std), shape, (*(None,) * (len(shape) - 1), 'mlp'))
+    self.bias = _param(rngs, layers.zeros, (channels,), ('mlp',))
+    self.two_d, self.size = two_d, size
+
+  def __call__(self, x: Array) -> Array:
+    k = self.size
+    kernel, bias = self.kernel[...].astype(x.dtype), self.bias[...].astype(x.dtype)
+    if not self.two_d:  # (B, L, C): y_t = sum_j kernel[j] x_{t - (k - 1) + j}
+      padded = jnp.pad(x, ((0, 0), (k - 1, 0), (0, 0)))
+      length = x.shape[1]
+      return sum(kernel[j] * padded[:, j : j + length] for j in range(k)) + bias
+    h, w = x.shape[1:3]  # (B, H, W, C), 'same' padding as lax.conv's
+    padded = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
+    taps = (kernel[i, j] * padded[:, i : i + h, j : j + w] for i in range(k) for j in range(k))
+    return sum(taps) + bias
+
+
 class Mixer(nnx.Module):
   """Mamba-1 over a token sequence (`two_d=False`: causal), or VMamba's SS2D over a patch grid
   whose shape is given at call time, so one model reads any resolution."""
@@ -76,20 +107,7 @@ class Mixer(nnx.Module):
         rngs=rngs,
         kernel_init=layers.init(layers.normal(width**-0.5), 'embed', None, 'mlp'),
     )
-    kernel = (ssm.conv, ssm.conv) if two_d else (ssm.conv,)
-    # PyTorch's default conv init (uniform, bound 1/sqrt(fan_in)) has this standard deviation.
-    conv_std = (3 * math.prod(kernel)) ** -0.5
-    self.conv = nnx.Conv(
-        inner,
-        inner,
-        kernel,
-        padding='SAME' if two_d else 'CAUSAL',  # text must not see later tokens
-        feature_group_count=inner,  # depthwise
-        dtype=dtype,
-        rngs=rngs,
-        kernel_init=layers.init(layers.normal(conv_std), *(None,) * len(kernel), None, 'mlp'),
-        bias_init=layers.init(layers.zeros, 'mlp'),
-    )
+    self.conv = DepthwiseConv(inner, ssm.conv, two_d=two_d, rngs=rngs)
     # One set of Δ, B, C, A and D parameters per scan direction (the leading axis).
     self.x_proj = _param(
         rngs, layers.normal(inner**-0.5), (k, inner, rank + 2 * n), (None, 'mlp', None)
