@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+from scaling_vlm.train.config import changed_keys
+
 NEW, PARTIAL, DONE, CONFLICT = 'new', 'partial', 'done', 'conflict'
 
 
@@ -32,15 +34,9 @@ def conflicts(workdir: str, config) -> list[str]:
     return []
   with open(path) as file:
     saved = json.load(file)
-  return sorted(_diff(saved, json.loads(config.to_json_best_effort())))
-
-
-def _diff(a: dict, b: dict, prefix: str = ''):
-  for key in sorted(set(a) | set(b)):
-    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-      yield from _diff(a[key], b[key], f'{prefix}{key}.')
-    elif a.get(key) != b.get(key):
-      yield f'{prefix}{key}'
+  # The trainer's own comparison: keys added to the code since the run started, at their
+  # defaults, are no conflict.
+  return changed_keys(saved, json.loads(config.to_json_best_effort()))
 
 
 def state(planned, workdir: str) -> str:

@@ -51,6 +51,14 @@ def main(argv: list[str]) -> None:
   # Our progress lines at INFO; orbax's and grain's absl chatter only from WARNING up.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger('scaling_vlm').setLevel(logging.INFO)
+  # XLA reads XLA_FLAGS when its backend starts, so the preset goes in before anything else
+  # (jax.distributed included) touches a device.
+  from scaling_vlm.train import xla_flags
+
+  try:
+    xla_flags.apply(_CONFIG.value.xla.gpu_flags)
+  except ValueError as error:
+    sys.exit(f'error: {error}')
   initialize_distributed()
   from scaling_vlm.train import trainer  # after jax.distributed: it touches devices
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import json
 import math
 import os
 import re
@@ -21,7 +22,7 @@ from scaling_vlm import models
 from scaling_vlm.data.sources import SOURCES
 from scaling_vlm.data.tokenizers import TOKENIZER_KINDS
 from scaling_vlm.models import config as model_config
-from scaling_vlm.train import schedules
+from scaling_vlm.train import schedules, xla_flags
 from scaling_vlm.train.losses import CONTRASTIVE_LOSSES
 
 SUFFIXES = {'': 1, 'k': 1e3, 'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9, 'T': 1e12}
@@ -61,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
       grad_clip=1.0,
       schedule='cosine',
       lr_floor=0.0,
+      # Adam's moments as one flat buffer (optax.flatten): one fused update instead of one
+      # per parameter; single-device or data-parallel meshes only (see validate).
+      flatten=False,
   )
   c.cooldown = dict(
       parent='',  # workdir of the constant-LR run to branch from
@@ -75,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
       async_save=True,
   )
   c.log = dict(every_steps=50, tensorboard=True)
+  # XLA_FLAGS presets (scaling_vlm/train/xla_flags.py), applied by the CLI before JAX starts.
+  c.xla = dict(gpu_flags='none')
   return c
 
 
@@ -115,6 +121,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'optim.schedule', schedules.SCHEDULES)
   _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
   _choice(config, 'loss.contrastive', CONTRASTIVE_LOSSES)
+  _choice(config, 'xla.gpu_flags', xla_flags.PRESETS)
+  _check_performance_switches(config)
   for key in ('train.samples', 'train.warmup'):
     parse_count(_get(config, key), key)
   if config.data.source != 'synthetic' and not config.data.shards:
@@ -137,6 +145,31 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
         f'train.global_batch={batch} must be a positive multiple of '
         f'train.micro_batches={micro}.'
+    )
+
+
+def _check_performance_switches(config: ml_collections.ConfigDict) -> None:
+  if not isinstance(config.optim.flatten, bool):
+    raise ValueError(f'optim.flatten={config.optim.flatten!r} must be True or False.')
+  if config.optim.flatten and (config.mesh.fsdp != 1 or config.mesh.tensor != 1):
+    # The flat buffer has no per-parameter layout: it would be replicated on every device.
+    raise ValueError(
+        f'optim.flatten=True needs unsharded parameters, but mesh.fsdp={config.mesh.fsdp} '
+        f'and mesh.tensor={config.mesh.tensor}; set both to 1 or optim.flatten=False.'
+    )
+  if config.model.attention_impl == 'cudnn' and config.model.dtype != 'bfloat16':
+    raise ValueError(
+        f"model.attention_impl='cudnn' runs in bfloat16 only, but model.dtype="
+        f"{config.model.dtype!r}; set model.dtype='bfloat16' or model.attention_impl='auto'."
+    )
+
+
+def check_devices(config: ml_collections.ConfigDict, platform: str) -> None:
+  """Switches that need a particular accelerator, checked once the devices are known."""
+  if config.model.attention_impl == 'cudnn' and platform != 'gpu':
+    raise ValueError(
+        f"model.attention_impl='cudnn' (cuDNN flash attention) needs NVIDIA GPUs, but this "
+        f"run's devices are {platform!r}; use 'auto' or 'xla'."
     )
 
 
@@ -172,6 +205,37 @@ def _flat_keys(config, prefix: str = ''):
     if isinstance(value, ml_collections.ConfigDict):
       yield from _flat_keys(value, f'{prefix}{key}.')
     else:
+      yield f'{prefix}{key}'
+
+
+def changed_keys(saved: dict, resolved: dict) -> list[str]:
+  """Dotted keys where a run's saved config (its config.json) differs from `resolved`. A key
+  the saved config lacks counts only when `resolved` moves it off its default, so that keys
+  added to the code later do not stop older runs from resuming."""
+  defaults = json.loads(base_config().to_json_best_effort())
+  return sorted(
+      key
+      for key in _diff(saved, resolved)
+      if not (_lookup(saved, key) is _MISSING and _lookup(resolved, key) == _lookup(defaults, key))
+  )
+
+
+_MISSING = object()
+
+
+def _lookup(tree: dict, key: str):
+  for part in key.split('.'):
+    if not isinstance(tree, dict) or part not in tree:
+      return _MISSING
+    tree = tree[part]
+  return tree
+
+
+def _diff(a: dict, b: dict, prefix: str = ''):
+  for key in set(a) | set(b):
+    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+      yield from _diff(a[key], b[key], f'{prefix}{key}.')
+    elif a.get(key) != b.get(key):
       yield f'{prefix}{key}'
 
 

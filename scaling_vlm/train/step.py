@@ -40,13 +40,29 @@ def adamw(
     eps: float,
     weight_decay: float,
     grad_clip: float,
+    flatten: bool = False,
 ) -> optax.GradientTransformation:
   """AdamW after global-norm clipping. As open_clip, gains, biases and the logit scale
-  (every parameter with fewer than 2 dimensions) get no weight decay."""
+  (every parameter with fewer than 2 dimensions) get no weight decay.
+
+  `flatten` runs the clipping and Adam's moments on one flat vector of all parameters
+  (`optax.flatten`): one fused update instead of one per parameter, at the price of a
+  concatenation and a split per step. Weight decay and the learning rate stay per parameter,
+  because the decay mask needs each parameter's shape. The update is the same either way;
+  the optimiser state's layout is not, so a run cannot switch it when it resumes.
+  """
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  if not flatten:
+    return optax.chain(
+        optax.clip_by_global_norm(grad_clip),
+        optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask),
+    )
+  # optax.adamw is exactly scale_by_adam, add_decayed_weights, scale_by_learning_rate.
+  moments = optax.chain(optax.clip_by_global_norm(grad_clip), optax.scale_by_adam(b1, b2, eps))
   return optax.chain(
-      optax.clip_by_global_norm(grad_clip),
-      optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask),
+      optax.flatten(moments),
+      optax.add_decayed_weights(weight_decay, decay_mask),
+      optax.scale_by_learning_rate(schedule),
   )
 
 

@@ -25,8 +25,14 @@ from jax.sharding import NamedSharding, PartitionSpec
 from scaling_vlm import flops, models, sharding
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
-from scaling_vlm.train import losses, metrics as metrics_lib, schedules, step as step_lib
-from scaling_vlm.train.config import check_batch_fits_mesh, parse_count, validate
+from scaling_vlm.train import losses, metrics as metrics_lib, schedules, step as step_lib, xla_flags
+from scaling_vlm.train.config import (
+    changed_keys,
+    check_batch_fits_mesh,
+    check_devices,
+    parse_count,
+    validate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +104,17 @@ def create_train_state(
   replicated = NamedSharding(mesh, PartitionSpec())
   abstract = jax.eval_shape(lambda p: step_lib.create_state(p, optimizer), params)
   param_shardings = jax.tree.map(lambda x: x.sharding, params)
-  opt_shardings = optax.tree_map_params(
-      optimizer,
-      lambda _, s: s,
-      abstract.opt_state,
-      param_shardings,
-      transform_non_params=lambda _: replicated,
-  )
+  if all(s.is_fully_replicated for s in jax.tree.leaves(param_shardings)):
+    # Nothing to line up; and optax.flatten's state has no per-parameter layout to map.
+    opt_shardings = jax.tree.map(lambda _: replicated, abstract.opt_state)
+  else:
+    opt_shardings = optax.tree_map_params(
+        optimizer,
+        lambda _, s: s,
+        abstract.opt_state,
+        param_shardings,
+        transform_non_params=lambda _: replicated,
+    )
   shardings = step_lib.TrainState(step=replicated, params=param_shardings, opt_state=opt_shardings)
   state = jax.jit(lambda p: step_lib.create_state(p, optimizer), out_shardings=shardings)(params)
   return graphdef, state
@@ -117,7 +127,7 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    changed = sorted(_diff(saved, resolved))
+    changed = changed_keys(saved, resolved)
     if changed:
       raise ValueError(
           f'{workdir} holds a run with another config (differs in: '
@@ -127,14 +137,6 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   if jax.process_index() == 0:
     with open(path, 'w') as f:
       json.dump(resolved, f, indent=2)
-
-
-def _diff(a, b, prefix=''):
-  for key in set(a) | set(b):
-    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-      yield from _diff(a[key], b[key], f'{prefix}{key}.')
-    elif a.get(key) != b.get(key):
-      yield f'{prefix}{key}'
 
 
 class Preemption:
@@ -166,6 +168,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   write_config(config, workdir)
   mesh = sharding.make_mesh(**config.mesh)
   check_batch_fits_mesh(config, mesh)
+  check_devices(config, jax.devices()[0].platform)
+  if xla_flags.missing(config.xla.gpu_flags):
+    log.warning(
+        'xla.gpu_flags=%s is not in XLA_FLAGS (%s): it only takes effect through '
+        '`python -m scaling_vlm.train`, which sets it before JAX starts.',
+        config.xla.gpu_flags,
+        ' '.join(xla_flags.missing(config.xla.gpu_flags)),
+    )
   arch = model_config(config)
 
   schedule = schedules.learning_rate(
@@ -179,7 +189,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   o = config.optim
   optimizer = step_lib.adamw(
-      schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, grad_clip=o.grad_clip
+      schedule,
+      b1=o.b1,
+      b2=o.b2,
+      eps=o.eps,
+      weight_decay=o.weight_decay,
+      grad_clip=o.grad_clip,
+      flatten=o.flatten,
   )
   loss_config = losses.LossConfig(
       contrastive=config.loss.contrastive,
