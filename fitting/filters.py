@@ -84,6 +84,14 @@ def eligible_points(
   keep &= (v('x') <= max_x) & (v('samples_seen') <= max_samples) & (v('x') >= min_x)
   if task in FAILED_RUN_TASKS:
     keep &= ~((v('x') > FAILED_RUN_MIN_X) & (v('error') >= FAILED_RUN_MIN_ERROR))
+  if not keep.any():
+    raise ValueError(
+        f'the filters keep none of the {len(rows)} rows of {task}/{metric}: {x} spans '
+        f'{v("x").min():.3g}..{v("x").max():.3g} against min_x={min_x:g}, max_x={max_x:g} '
+        f'(--min-x/--max-x), and samples_seen goes up to {v("samples_seen").max():.3g} '
+        f'against max_samples={max_samples:g}; constant-LR rows count only after warmup and '
+        'cosine rows only at their last checkpoint'
+    )
   return rows[keep].reset_index(drop=True)
 
 

@@ -162,6 +162,9 @@ def test_bad_input_names_the_problem(results, tmp_path):
     filters.eligible_points(frame.assign(compute_gflops=0.0), 'imagenet1k', 'acc1')
   with pytest.raises(FileNotFoundError):
     table.read_results(tmp_path / 'absent.csv')
+  # Tiny runs sit below the paper's 1e6 GFLOPs floor: say so, not 'choose from []'.
+  with pytest.raises(ValueError, match=r'keep none of the .* rows .*min_x=1e\+12'):
+    filters.eligible_points(frame, 'imagenet1k', 'acc1', min_x=1e12)
 
 
 def test_a_table_without_any_cooldown_reads_as_constant_runs(tmp_path):

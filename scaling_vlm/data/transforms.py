@@ -59,14 +59,16 @@ def random_crop_box(
   """A box of `scale` of the area and `ratio` aspect at a random place; after 10 failed
   draws, the largest centred box whose aspect lies within `ratio` (torchvision's rule)."""
   area = width * height
-  for _ in range(10):
-    target = area * rng.uniform(*scale)
-    aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+  log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+  # All draws at once: a numpy call costs more than the arithmetic of a small image's crop.
+  for u_scale, u_aspect, u_top, u_left in rng.random((10, 4)).tolist():
+    target = area * (scale[0] + (scale[1] - scale[0]) * u_scale)
+    aspect = math.exp(log_low + (log_high - log_low) * u_aspect)
     w = round(math.sqrt(target * aspect))
     h = round(math.sqrt(target / aspect))
     if 0 < w <= width and 0 < h <= height:
-      top = int(rng.integers(0, height - h + 1))
-      left = int(rng.integers(0, width - w + 1))
+      top = int(u_top * (height - h + 1))
+      left = int(u_left * (width - w + 1))
       return left, top, left + w, top + h
   aspect = width / height
   if aspect < ratio[0]:
