@@ -1,0 +1,97 @@
+"""The mini study end to end (`--quick`), in a real subprocess as the README runs it: every
+run trained and evaluated into one table, laws fitted, figures and report written; a rerun
+resumes and trains nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.mini_study import plan
+from fitting import table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _study(out) -> subprocess.CompletedProcess:
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)  # one CPU device per worker, as on a user's laptop
+  return subprocess.run(
+      [sys.executable, '-m', 'experiments.mini_study', '--out', str(out), '--quick'],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=900,
+  )
+
+
+@pytest.fixture(scope='module')
+def study(tmp_path_factory):
+  out = tmp_path_factory.mktemp('mini_study')
+  first = _study(out)
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  return out, first
+
+
+def test_every_run_is_trained_and_evaluated_into_one_table(study):
+  out, _ = study
+  runs = plan.make_runs(plan.QUICK)
+  results = table.read_results(out / 'results.csv')  # checks the contract's columns
+  assert set(results['run_id']) == {r.name for r in runs}
+  for run in runs:
+    rows = results[results['run_id'] == run.name]
+    samples = sorted(set(rows['samples_seen']))
+    expected = [int(m) for m in run.config.checkpoint.milestones.split(',')]
+    assert samples == expected, run.name
+    assert set(rows['arch']) == {run.procedure}
+    assert set(rows['lr_schedule']) == {run.schedule}
+  # The paper's compute axis: GFLOPs per sample x samples seen.
+  np.testing.assert_allclose(
+      results['compute_gflops'], results['gflops_per_sample'] * results['samples_seen'], rtol=1e-6
+  )
+  tasks = set(results['task'])
+  assert {'zeroshot_average', 'synthetic/retrieval', 'synthetic/shape'} <= tasks
+  accuracy = results[(results['task'] == 'zeroshot_average') & (results['metric'] == 'acc1')]
+  assert accuracy['value'].between(0, 1).all()
+
+
+def test_figures_and_report_hold_what_they_claim(study):
+  out, first = study
+  summary = json.loads((out / 'summary.json').read_text())
+  assert summary['failed_runs'] == []
+  for figure in summary['figures']:
+    with open(figure, 'rb') as file:
+      assert file.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert os.path.getsize(figure) > 10_000
+  report = (out / 'report.md').read_text()
+  for procedure in plan.PROCEDURES:
+    assert f'| zeroshot_average | {procedure} | E = ' in report
+  # The held-out errors listed in the table are the ones the summary averages.
+  listed = [float(v) for v in re.findall(r'([+-]\d+\.\d)%', report)]
+  assert listed, report
+  assert np.mean(np.abs(listed)) / 100 == pytest.approx(
+      summary['held_out_mean_abs_relative_error'], abs=1e-3
+  )
+  # Each verdict names a winner with its bootstrap share, for every pair of procedures.
+  verdicts = re.findall(r'\*\*(\w+)\*\* beats (\w+) at the largest compute', report)
+  assert len(verdicts) == 2 * 3
+  assert all(w != l and {w, l} <= set(plan.PROCEDURES) for w, l in verdicts)
+  assert 'Crossover' in first.stdout
+
+
+def test_rerun_resumes_and_trains_nothing(study):
+  out, _ = study
+  before = pd.read_csv(out / 'results.csv')
+  again = _study(out)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert re.findall(r': (\d+) new rows', again.stdout) == ['0'] * len(plan.make_runs(plan.QUICK))
+  after = pd.read_csv(out / 'results.csv')
+  pd.testing.assert_frame_equal(before, after)
