@@ -92,7 +92,8 @@ def make_runs(budget: Budget, procedures=PROCEDURES) -> list[Run]:
         config.optim.schedule = schedule
         # Cosine runs give one scaling-law point, at their end; constant runs one per milestone.
         fractions = MILESTONE_FRACTIONS if schedule == 'const' else (1,)
-        config.checkpoint.milestones = ','.join(str(round(f * samples)) for f in fractions)
+        steps = (round(f * samples / budget.global_batch) for f in fractions)
+        config.checkpoint.milestones = ','.join(str(s * budget.global_batch) for s in steps)
         config.checkpoint.latest_every_steps = 10**9  # the milestones are the resume points
         config.log.tensorboard = False
         config_lib.validate(config)

@@ -88,7 +88,7 @@ def run_all(
   """Trains and evaluates `runs` (largest first, so no long run starts last), calling
   `on_done` as each finishes; returns the outcomes in the order of `runs`."""
   context = multiprocessing.get_context('spawn')  # jax is not fork-safe
-  cache = os.path.join(out, '.xla_cache')
+  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(out, '.xla_cache')
   order = sorted(runs, key=lambda r: -r.train_flops)
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=context, initializer=_init_worker, initargs=(cache,)
