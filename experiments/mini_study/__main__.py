@@ -17,7 +17,7 @@ import time
 
 import pandas as pd
 
-from experiments.mini_study import analysis, plan, report, runner
+from experiments.mini_study import analysis, curves, plan, report, runner
 from fitting import table
 
 
@@ -87,6 +87,8 @@ def main(argv=None) -> int:
       budget.bootstrap,
       os.path.join(args.out, 'figures'),
   )
+  learning_curves = os.path.join(args.out, 'figures', 'learning_curves.png')
+  curves.figure(results, args.procedures, learning_curves)
   timings = {
       f'training + evaluation (wall, {args.workers} workers, this invocation)': trained,
       'training (sum over runs, all invocations)': sum(o.train_s for o in outcomes),
@@ -95,12 +97,12 @@ def main(argv=None) -> int:
       'total (this invocation)': time.perf_counter() - start,
   }
   path = os.path.join(args.out, 'report.md')
-  report.write(path, fits, runs, outcomes, timings, budget)
+  report.write(path, fits, runs, outcomes, timings, budget, learning_curves)
   errors = report.held_out_errors(fits)
   summary = {
       'report': path,
       'results': os.path.join(args.out, 'results.csv'),
-      'figures': [e['figure'] for e in fits if e['figure']],
+      'figures': [e['figure'] for e in fits if e['figure']] + [learning_curves],
       'problems': [p for e in fits for p in e['problems']],
       'held_out_mean_abs_relative_error': float(sum(errors) / len(errors)) if errors else None,
       'failed_runs': [o.name for o in outcomes if o.error],

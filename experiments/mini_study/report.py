@@ -50,7 +50,9 @@ def verdict(entry: dict) -> list[str]:
   return lines
 
 
-def write(path: str, analysis: list[dict], runs, outcomes, timings: dict, budget) -> None:
+def write(
+    path: str, analysis: list[dict], runs, outcomes, timings: dict, budget, learning_curves: str
+) -> None:
   out = ['# Mini study: CLIP vs MaMMUT vs CLIMP on the synthetic world', '']
   out += [
       f'{len(runs)} runs: constant-LR ladders {", ".join(m for m, _ in budget.ladder)} '
@@ -108,6 +110,12 @@ def write(path: str, analysis: list[dict], runs, outcomes, timings: dict, budget
       f'![{e["task"]}]({os.path.relpath(e["figure"], os.path.dirname(path))})'
       for e in analysis
       if e['figure']
+  ]
+  out += [
+      '',
+      'Learning curves of the constant-LR ladders on each synthetic task (chance dashed):',
+      '',
+      f'![learning curves]({os.path.relpath(learning_curves, os.path.dirname(path))})',
   ]
   out += ['', '## Time', '']
   out += [f'- {stage}: {seconds:.0f} s' for stage, seconds in timings.items()]
