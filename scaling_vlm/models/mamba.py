@@ -14,6 +14,7 @@ Scan directions, the state and the step-size rank are small and stay unsharded.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -38,6 +39,8 @@ def _uniform(bound: float):
   return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
+# Initializers compiled whole: eagerly, each of their ops would compile once per shape.
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _dt_bias_init(key, shape, dtype):
   """softplus⁻¹ of Mamba's initial steps, so that softplus(bias) starts in [DT_MIN, DT_MAX]."""
   u = jax.random.uniform(key, shape, dtype)
@@ -45,6 +48,7 @@ def _dt_bias_init(key, shape, dtype):
   return dt + jnp.log(-jnp.expm1(-dt))
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _a_log_init(key, shape, dtype):
   """S4D-real: A = -(1, 2, ..., N) for every channel, stored as log(-A) so it stays < 0."""
   del key
