@@ -294,7 +294,8 @@ def test_sharded_gradients_equal_single_device(tiny_climp):
   assert len(flat) == len(flat_single)
   for (path, g), (_, g1) in zip(flat, flat_single):
     g, g1 = np.asarray(g.get_value()), np.asarray(g1.get_value())
-    np.testing.assert_allclose(g, g1, rtol=1e-4, atol=1e-6, err_msg=str(path))
+    # Sums over the batch run in another order when split: tolerances scale with the leaf.
+    np.testing.assert_allclose(g, g1, rtol=1e-4, atol=1e-4 * np.abs(g1).max(), err_msg=str(path))
     # The loss reaches every parameter: Δ, B, C, A, D, the convolutions, the gate, both towers.
     assert np.abs(g1).max() > 0, path
 
