@@ -75,7 +75,15 @@ def main(argv=None) -> int:
         flush=True,
     )
 
-  outcomes = runner.run_all(runs, args.out, budget.eval_size, args.workers, progress)
+  def heartbeat(positions: dict[str, tuple[int, int]]) -> None:
+    running = [f'{name} {seen}/{total}' for name, (seen, total) in positions.items()]
+    print(
+        f'      {len(done)}/{len(runs)} done; in progress (samples): '
+        f'{", ".join(running) or "starting"} | {time.perf_counter() - start:.0f} s elapsed',
+        flush=True,
+    )
+
+  outcomes = runner.run_all(runs, args.out, budget.eval_size, args.workers, progress, heartbeat)
   trained = time.perf_counter() - start
   results = table.read_results(_collect(args.out, runs))
   largest = {p: plan.zoo_name(p, budget.ladder[-1][0]) for p in args.procedures}

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+HEARTBEAT_S = 30  # a progress line at least this often
 TIMES_FILE = 'study_seconds.json'  # a run's training and evaluation time, over all invocations
 EVAL_TASKS = ('synthetic/shape', 'synthetic/colour', 'synthetic/count', 'synthetic/retrieval')
 
@@ -84,9 +85,11 @@ def run_all(
     eval_size: int,
     workers: int,
     on_done: Callable[[Outcome], None],
+    on_heartbeat: Callable[[dict[str, tuple[int, int]]], None],
 ) -> list[Outcome]:
   """Trains and evaluates `runs` (largest first, so no long run starts last), calling
-  `on_done` as each finishes; returns the outcomes in the order of `runs`."""
+  `on_done` as each finishes and `on_heartbeat` with the unfinished runs' positions when
+  none has finished for a while; returns the outcomes in the order of `runs`."""
   context = multiprocessing.get_context('spawn')  # jax is not fork-safe
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(out, '.xla_cache')
   order = sorted(runs, key=lambda r: -r.train_flops)
@@ -99,9 +102,28 @@ def run_all(
         ): r.name
         for r in order
     }
-    outcomes = {}
-    for future in concurrent.futures.as_completed(futures):
-      outcome = future.result()
-      outcomes[outcome.name] = outcome
-      on_done(outcome)
+    outcomes, pending = {}, set(futures)
+    while pending:
+      finished, pending = concurrent.futures.wait(
+          pending, timeout=HEARTBEAT_S, return_when=concurrent.futures.FIRST_COMPLETED
+      )
+      for future in finished:
+        outcome = future.result()
+        outcomes[outcome.name] = outcome
+        on_done(outcome)
+      if not finished:
+        on_heartbeat(_positions(out, [r for r in order if r.name not in outcomes]))
   return [outcomes[r.name] for r in runs]
+
+
+def _positions(out: str, runs: Sequence) -> dict[str, tuple[int, int]]:
+  """(samples seen, samples) of the runs that have started, from their metrics logs."""
+  positions = {}
+  for r in runs:
+    path = os.path.join(out, 'runs', r.name, 'metrics.jsonl')
+    if os.path.exists(path):
+      with open(path) as file:
+        lines = file.read().splitlines()
+      if lines:
+        positions[r.name] = (json.loads(lines[-1]).get('data/samples_seen', 0), r.samples)
+  return positions
