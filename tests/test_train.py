@@ -1,6 +1,7 @@
 """The trainer: learning, sharding equivalence, accumulation, schedules and configs."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -198,3 +199,26 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state['params']))
   rows = metrics.read(str(tmp_path))
   assert rows[-1]['step'] == last  # nothing was logged or saved after the blow-up
+
+
+@pytest.mark.parametrize('name,scan', [('tiny-1', True), ('climp_tiny-1', False)])
+def test_weight_decay_reaches_weights_only(name, scan):
+  """With a zero gradient, AdamW moves a parameter only by its decay: kernels and embeddings
+  shrink; gains, biases (also the (layers, ...) ones of scanned stacks and the (3, heads,
+  head_dim) qkv bias), the logit scale and Mamba's A_log, D and dt_bias stay put."""
+  model = models.build(name, scan_layers=scan) if scan else models.build(name)
+  params = nnx.state(model, nnx.Param)
+  optimizer = step_lib.adamw(
+      optax.constant_schedule(0.1), b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.5, grad_clip=1.0
+  )
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = optimizer.update(zeros, optimizer.init(params), params)
+  moved = {}
+  for path, update in jax.tree_util.tree_flatten_with_path(updates)[0]:
+    leaf = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)][-1]
+    moved.setdefault(leaf, set()).add(bool(jnp.any(update != 0)))
+  assert moved['kernel'] == {True} and moved['embedding'] == {True}
+  for leaf in ('scale', 'bias', 'A_log', 'D', 'dt_bias'):
+    assert moved.get(leaf, {False}) == {False}, leaf
+  if scan:
+    assert 'class_embedding' in moved and moved['class_embedding'] == {False}

@@ -42,8 +42,7 @@ def adamw(
     grad_clip: float,
     flatten: bool = False,
 ) -> optax.GradientTransformation:
-  """AdamW after global-norm clipping. As open_clip, gains, biases and the logit scale
-  (every parameter with fewer than 2 dimensions) get no weight decay.
+  """AdamW after global-norm clipping, with weight decay on the weights only (`decay_mask`).
 
   `flatten` runs the clipping and Adam's moments on one flat vector of all parameters
   (`optax.flatten`): one fused update instead of one per parameter, at the price of a
@@ -51,7 +50,6 @@ def adamw(
   because the decay mask needs each parameter's shape. The update is the same either way;
   the optimiser state's layout is not, so a run cannot switch it when it resumes.
   """
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
   if not flatten:
     return optax.chain(
         optax.clip_by_global_norm(grad_clip),
@@ -64,6 +62,23 @@ def adamw(
       optax.add_decayed_weights(weight_decay, decay_mask),
       optax.scale_by_learning_rate(schedule),
   )
+
+
+# Parameters that get no weight decay, by name: as open_clip, gains, biases, the class token
+# and the logit scale; as Mamba, the state matrix, the skip and the step-size bias. By name and
+# not by rank (open_clip's `ndim < 2`), because scanned layers add a leading layer axis and
+# attention biases are (3, heads, head_dim).
+NO_DECAY = frozenset({'scale', 'bias', 'class_embedding', 'A_log', 'D', 'dt_bias'})
+
+
+def decay_mask(params: nnx.State):
+  """True for every parameter weight decay applies to."""
+
+  def decays(path, _):
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    return names[-1] not in NO_DECAY
+
+  return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_train_step(
