@@ -51,8 +51,8 @@ def test_every_run_is_trained_and_evaluated_into_one_table(study):
     samples = sorted(set(rows['samples_seen']))
     expected = [int(m) for m in run.config.checkpoint.milestones.split(',')]
     assert samples == expected, run.name
-    assert set(rows['arch']) == {run.procedure}
-    assert set(rows['lr_schedule']) == {run.schedule}
+    assert set(rows['model']) == {run.config.model.name}
+    assert set(rows['lr_schedule']) == {run.config.optim.schedule}
   # The paper's compute axis: GFLOPs per sample x samples seen.
   np.testing.assert_allclose(
       results['compute_gflops'], results['gflops_per_sample'] * results['samples_seen'], rtol=1e-6

@@ -15,24 +15,9 @@ import os
 import sys
 import time
 
-import pandas as pd
-
+from experiments import collect
 from experiments.mini_study import analysis, curves, plan, report, runner
 from fitting import table
-
-
-def _collect(out: str, runs) -> str:
-  """Every run's rows in one table (rebuilt each time, so it matches the runs on disk)."""
-  frames = []
-  for r in runs:
-    path = os.path.join(out, 'runs', r.name, 'results.csv')
-    if os.path.exists(path):
-      frames.append(pd.read_csv(path))
-  if not frames:
-    raise RuntimeError(f'no run in {out}/runs has evaluation rows; see the errors above')
-  path = os.path.join(out, 'results.csv')
-  pd.concat(frames, ignore_index=True).to_csv(path, index=False)
-  return path
 
 
 def main(argv=None) -> int:
@@ -85,7 +70,10 @@ def main(argv=None) -> int:
 
   outcomes = runner.run_all(runs, args.out, budget.eval_size, args.workers, progress, heartbeat)
   trained = time.perf_counter() - start
-  results = table.read_results(_collect(args.out, runs))
+  merged = os.path.join(args.out, 'results.csv')
+  if not collect.merge([os.path.join(args.out, 'runs', r.name) for r in runs], merged):
+    raise RuntimeError(f'no run in {args.out}/runs has evaluation rows; see the errors above')
+  results = table.read_results(merged)
   largest = {p: plan.zoo_name(p, budget.ladder[-1][0]) for p in args.procedures}
   fits = analysis.analyse(
       results,

@@ -2,19 +2,16 @@
 milestone checkpoints (the paper's cheap method), plus a few cosine runs to check it.
 
 A procedure here is an architecture (CLIP, MaMMUT, CLIMP) trained the same way on the
-synthetic world. Every run is a tiny preset (`configs/presets.py`) plus overrides, so it is
-exactly what `python -m scaling_vlm.train --config=configs/<arch>.py:<model>` would train.
+synthetic world. The study is a sweep (`experiments/sweep.py`): every run is a tiny preset
+plus overrides, exactly what `python -m scaling_vlm.train --config=configs/<arch>.py:<model>`
+would train, and every run is checked before any starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import ml_collections
-
-from configs import presets
-from scaling_vlm import flops, models
-from scaling_vlm.train import config as config_lib
+from experiments import sweep
 
 PROCEDURES = ('clip', 'mammut', 'climp')
 # Where constant runs are evaluated: half-octave steps over the last three octaves, all past
@@ -56,46 +53,38 @@ QUICK = Budget(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-  name: str
-  procedure: str
-  model: str  # zoo name
-  schedule: str  # 'const' or 'cosine'
-  samples: int
-  config: ml_collections.ConfigDict = dataclasses.field(compare=False, repr=False)
-
-  @property
-  def train_flops(self) -> float:
-    """Training FLOPs of the whole run: what the scheduler orders runs by."""
-    return flops.train_flops(models.get_config(self.model)) * self.samples
-
-
 def zoo_name(procedure: str, model: str) -> str:
   return model if procedure == 'clip' else f'{procedure}_{model}'
 
 
-def make_runs(budget: Budget, procedures=PROCEDURES) -> list[Run]:
-  """Every run of the study, each config validated before anything trains."""
+def runs(budget: Budget, procedures=PROCEDURES) -> list[sweep.Run]:
+  """The study as a sweep: each run a tiny preset plus overrides, as the train CLI takes them."""
   unknown = sorted(set(procedures) - set(PROCEDURES))
   if unknown:
     raise ValueError(f'unknown procedures {unknown}; choose from {PROCEDURES}')
-  runs = []
+  out = []
   for procedure in procedures:
     for schedule, entries in (('const', budget.ladder), ('cosine', budget.cosine)):
       for model, samples in entries:
         name = zoo_name(procedure, model)
-        config = presets.make(procedure, name)
-        config.train.samples = str(samples)
-        config.train.warmup = str(budget.warmup)
-        config.train.global_batch = budget.global_batch
-        config.optim.schedule = schedule
         # Cosine runs give one scaling-law point, at their end; constant runs one per milestone.
         fractions = MILESTONE_FRACTIONS if schedule == 'const' else (1,)
         steps = (round(f * samples / budget.global_batch) for f in fractions)
-        config.checkpoint.milestones = ','.join(str(s * budget.global_batch) for s in steps)
-        config.checkpoint.latest_every_steps = 10**9  # the milestones are the resume points
-        config.log.tensorboard = False
-        config_lib.validate(config)
-        runs.append(Run(f'{name}-{schedule}-{samples}', procedure, name, schedule, samples, config))
-  return runs
+        overrides = {
+            'train.samples': samples,
+            'train.warmup': budget.warmup,
+            'train.global_batch': budget.global_batch,
+            'optim.schedule': schedule,
+            'checkpoint.milestones': ','.join(str(s * budget.global_batch) for s in steps),
+            'checkpoint.latest_every_steps': 10**9,  # the milestones are the resume points
+            'log.tensorboard': False,
+        }
+        out.append(
+            sweep.Run(f'{name}-{schedule}-{samples}', f'configs/{procedure}.py:{name}', overrides)
+        )
+  return out
+
+
+def make_runs(budget: Budget, procedures=PROCEDURES) -> list[sweep.Planned]:
+  """Every run of the study checked and planned (configs, steps, compute) before any trains."""
+  return sweep.expand(runs(budget, procedures))

@@ -43,21 +43,14 @@ def _init_worker(cache_dir: str) -> None:
   logging.getLogger('absl').setLevel(logging.ERROR)
 
 
-def _is_finished(config, workdir: str) -> bool:
-  from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
-
-  last = trainer.RunPlan.from_config(config).total_steps
-  return os.path.isdir(os.path.join(workdir, 'checkpoints', str(last)))
-
-
-def _train_and_evaluate(name: str, config, workdir: str, eval_size: int) -> Outcome:
+def _train_and_evaluate(name: str, config, last_step: int, workdir: str, eval_size: int) -> Outcome:
   from scaling_vlm.evaluate import checkpoints  # pylint: disable=import-outside-toplevel
   from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
 
   spent = _read_times(workdir)  # what earlier invocations spent on this run
   start = time.perf_counter()
   try:
-    if not _is_finished(config, workdir):
+    if not os.path.isdir(os.path.join(workdir, 'checkpoints', str(last_step))):
       trainer.train(config, workdir)  # resumes from the workdir if a checkpoint is there
     train_s = time.perf_counter() - start
     summary = checkpoints.evaluate_run(workdir, EVAL_TASKS, synthetic_size=eval_size)
@@ -92,13 +85,18 @@ def run_all(
   none has finished for a while; returns the outcomes in the order of `runs`."""
   context = multiprocessing.get_context('spawn')  # jax is not fork-safe
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(out, '.xla_cache')
-  order = sorted(runs, key=lambda r: -r.train_flops)
+  order = sorted(runs, key=lambda r: -r.train_flops)  # sweep.Planned runs
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=context, initializer=_init_worker, initargs=(cache,)
   ) as pool:
     futures = {
         pool.submit(
-            _train_and_evaluate, r.name, r.config, os.path.join(out, 'runs', r.name), eval_size
+            _train_and_evaluate,
+            r.name,
+            r.config,
+            r.plan.total_steps,
+            os.path.join(out, 'runs', r.name),
+            eval_size,
         ): r.name
         for r in order
     }
@@ -125,5 +123,5 @@ def _positions(out: str, runs: Sequence) -> dict[str, tuple[int, int]]:
       with open(path) as file:
         lines = file.read().splitlines()
       if lines:
-        positions[r.name] = (json.loads(lines[-1]).get('data/samples_seen', 0), r.samples)
+        positions[r.name] = (json.loads(lines[-1]).get('data/samples_seen', 0), r.total_samples)
   return positions
