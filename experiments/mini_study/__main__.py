@@ -74,7 +74,7 @@ def main(argv=None) -> int:
   if not collect.merge([os.path.join(args.out, 'runs', r.name) for r in runs], merged):
     raise RuntimeError(f'no run in {args.out}/runs has evaluation rows; see the errors above')
   results = table.read_results(merged)
-  largest = {p: plan.zoo_name(p, budget.ladder[-1][0]) for p in args.procedures}
+  largest = plan.largest_models(budget, args.procedures)
   fits = analysis.analyse(
       results,
       args.procedures,

@@ -56,7 +56,7 @@ def write(
   out = ['# Mini study: CLIP vs MaMMUT vs CLIMP on the synthetic world', '']
   out += [
       f'{len(runs)} runs: constant-LR ladders {", ".join(m for m, _ in budget.ladder)} '
-      f'(batch {budget.global_batch}, evaluated at 7 milestones over the last three octaves) and cosine runs {", ".join(m for m, _ in budget.cosine)}'
+      f'(batch {budget.global_batch}, evaluated at 5 milestones over the last two octaves) and cosine runs {", ".join(m for m, _ in budget.cosine)}'
       ' per procedure; every milestone evaluated on the synthetic zero-shot tasks and retrieval '
       f"({budget.eval_size} images each); laws fitted on each procedure's Pareto frontier of "
       f'constant-LR points, {budget.bootstrap} bootstrap replicates over runs.',
