@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -95,3 +96,52 @@ def test_rerun_resumes_and_trains_nothing(study):
   assert re.findall(r': (\d+) new rows', again.stdout) == ['0'] * len(plan.make_runs(plan.QUICK))
   after = pd.read_csv(out / 'results.csv')
   pd.testing.assert_frame_equal(before, after)
+
+
+def test_workers_exit_when_the_study_is_killed(tmp_path):
+  """SIGKILL the study mid-training: its worker processes must not train on for nobody."""
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  study = subprocess.Popen(
+      [sys.executable, '-m', 'experiments.mini_study', '--out', str(tmp_path), '--quick'],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
+  workers = []
+  for _ in range(600):  # wait until both workers have started a run
+    time.sleep(0.5)
+    workers = _children(study.pid)
+    if len(workers) >= 2 and any((tmp_path / 'runs').glob('*/config.json')):
+      break
+  assert len(workers) >= 2, 'the study did not start its workers'
+  study.kill()
+  study.wait()
+  deadline = time.time() + 30
+  while time.time() < deadline and any(_alive(w) for w in workers):
+    time.sleep(0.5)
+  assert not any(_alive(w) for w in workers)
+
+
+def _children(pid: int) -> list[int]:
+  """Processes whose parent is `pid` (Linux /proc)."""
+  out = []
+  for entry in os.listdir('/proc'):
+    if entry.isdigit():
+      try:
+        with open(f'/proc/{entry}/stat') as file:
+          fields = file.read().rsplit(')', 1)[1].split()
+      except OSError:
+        continue
+      if int(fields[1]) == pid:
+        out.append(int(entry))
+  return out
+
+
+def _alive(pid: int) -> bool:
+  try:
+    with open(f'/proc/{pid}/stat') as file:
+      return file.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except OSError:
+    return False

@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -36,11 +37,20 @@ class Outcome:
 def _init_worker(cache_dir: str) -> None:
   import jax  # pylint: disable=import-outside-toplevel
 
+  threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   # The trainer's and orbax's per-step logs would bury the study's own progress lines.
   logging.getLogger().setLevel(logging.WARNING)
   logging.getLogger('absl').setLevel(logging.ERROR)
+
+
+def _exit_with_parent(parent: int) -> None:
+  """A worker outlives a killed study otherwise, training on for nobody."""
+  while os.getppid() == parent:
+    time.sleep(1)
+  os._exit(1)  # pylint: disable=protected-access
 
 
 def _train_and_evaluate(name: str, config, last_step: int, workdir: str, eval_size: int) -> Outcome:
