@@ -1,16 +1,16 @@
-"""The benchmarks' own logic: the largest-batch search and the shared line format."""
+"""The benchmarks' own logic: the largest-batch search, the shared line format, and
+train_throughput.py's subprocess protocol (on the smallest model; no speed is asserted)."""
 
 import os
+import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(
-    0,
-    os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'benchmarks'
-    ),
+BENCHMARKS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'benchmarks'
 )
+sys.path.insert(0, BENCHMARKS)
 
 import batch_search  # noqa: E402
 import perf_line  # noqa: E402
@@ -52,3 +52,20 @@ def test_lines_lead_with_the_shared_fields_and_parse_back():
 def test_mfu_is_training_flops_per_second_over_the_peak():
   assert perf_line.mfu(4.43e10, 1000.0, 989e12) == round(4.43e13 / 989e12, 4)
   assert perf_line.mfu(4.43e10, 1000.0, None) == 'n/a'
+
+
+def test_train_throughput_prints_one_line_per_configuration():
+  # The parent/child protocol end to end, on the smallest model: a step, then the pipeline.
+  script = os.path.join(BENCHMARKS, 'train_throughput.py')
+  out = subprocess.run(
+      [sys.executable, script, '--model', 'tiny-1', '--batch', '8', '--input', 'pipeline']
+      + ['--steps', '1', '--repeats', '1'],
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  lines = [line for line in out.stdout.splitlines() if line.startswith('device=')]
+  assert len(lines) == 1, out.stdout + out.stderr[-2000:]
+  row = perf_line.parse_line(lines[0])
+  assert row['model'] == 'tiny-1' and row['batch'] == '8' and float(row['samples_per_s']) > 0
+  assert row['mem_source'] == 'xla_estimate' and float(row['pipe_slowdown']) > 0

@@ -47,6 +47,8 @@ def main() -> None:
   parser.add_argument('--dtype', choices=['float32', 'bfloat16'], help='ours; default: bf16')
   parser.add_argument('--torch-python', default=sys.executable)
   parser.add_argument('--peak-tflops', type=float)
+  # JAX preallocates 75% of a GPU by default; PyTorch allocates as it goes.
+  parser.add_argument('--mem-fraction', type=float, default=0.9, help='ours, on GPUs')
   args = parser.parse_args()
 
   timing = ['--steps', str(args.steps), '--repeats', str(args.repeats)]
@@ -59,6 +61,7 @@ def main() -> None:
     ours_cmd = [sys.executable, os.path.join(HERE, 'train_throughput.py'), '--preset', 'paper']
     ours_cmd += ['--model', model, '--batch', args.batch, *timing]
     ours_cmd += ['--dtype', args.dtype] if args.dtype else []
+    ours_cmd += ['--mem-fraction', str(args.mem_fraction)]
     ours, problem = lines_of(ours_cmd)
     if not ours:
       print(f'model={model} error=ours:{problem!r}', flush=True)
