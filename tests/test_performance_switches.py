@@ -303,3 +303,9 @@ def test_the_cli_sets_xla_flags_before_jax_starts(tmp_path):
   patch = "xla_flags.PRESETS['performance'] = ('--xla_gpu_no_such_flag=true',)"
   out = run_python(CLI.format(patch=patch, workdir=str(tmp_path)))
   assert out.returncode != 0 and 'Unknown flag in XLA_FLAGS: --xla_gpu_no_such_flag' in out.stderr
+
+
+def test_new_keys_do_not_crowd_out_the_suggestion_of_an_abbreviated_key():
+  # 'optim.flatten' spells closer to 'optim.learning_rate' than 'optim.lr' does.
+  with pytest.raises(ValueError, match=r"'optim.learning_rate'. Did you mean optim.lr, "):
+    config_lib.check_override_keys(tiny_config(), ['--config.optim.learning_rate=1e-3'])

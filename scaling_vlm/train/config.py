@@ -192,12 +192,21 @@ def check_override_keys(config: ml_collections.ConfigDict, argv: list[str]) -> N
   for arg in argv:
     match = re.match(r'--config\.([\w.]+)=', arg)
     if match and match.group(1) not in known:
-      close = difflib.get_close_matches(match.group(1), known, n=3)
+      close = _abbreviations(match.group(1), known)
+      close += [k for k in difflib.get_close_matches(match.group(1), known, n=3) if k not in close]
       hint = f' Did you mean {", ".join(close)}?' if close else ''
       raise ValueError(
           f'Unknown config key {match.group(1)!r}.{hint} '
           f'Known keys: {", ".join(sorted(known))}.'
       )
+
+
+def _abbreviations(key: str, known) -> list[str]:
+  """Known keys that abbreviate `key`'s last part by its initials: `optim.learning_rate` ->
+  `optim.lr`, which spelling similarity alone ranks below longer keys."""
+  section, _, leaf = key.rpartition('.')
+  initials = ''.join(word[:1] for word in leaf.split('_'))
+  return [f'{section}.{initials}'] if len(initials) > 1 and f'{section}.{initials}' in known else []
 
 
 def _flat_keys(config, prefix: str = ''):
