@@ -55,11 +55,11 @@ def write(
 ) -> None:
   out = ['# Mini study: CLIP vs MaMMUT vs CLIMP on the synthetic world', '']
   out += [
-      f'{len(runs)} runs: constant-LR ladders {", ".join(m for m, _ in budget.ladder)} '
-      f'(batch {budget.global_batch}, evaluated at 5 milestones over the last two octaves) and cosine runs {", ".join(m for m, _ in budget.cosine)}'
-      ' per procedure; every milestone evaluated on the synthetic zero-shot tasks and retrieval '
-      f"({budget.eval_size} images each); laws fitted on each procedure's Pareto frontier of "
-      f'constant-LR points, {budget.bootstrap} bootstrap replicates over runs.',
+      f'{len(runs)} runs on the synthetic world at batch {budget.global_batch} (listed at the '
+      'end): constant-LR ladders evaluated at every milestone, cosine runs at their end; the '
+      f'synthetic zero-shot tasks and retrieval with {budget.eval_size} images each; laws fitted '
+      "on each procedure's Pareto frontier of constant-LR points, "
+      f'{budget.bootstrap} bootstrap replicates over runs.',
       '',
   ]
   errors = held_out_errors(analysis)
@@ -119,6 +119,18 @@ def write(
   ]
   out += ['', '## Time', '']
   out += [f'- {stage}: {seconds:.0f} s' for stage, seconds in timings.items()]
+  out += [
+      '',
+      '## Runs',
+      '',
+      '| run | samples | GFLOPs | train s | eval s |',
+      '|---|---|---|---|---|',
+  ]
+  out += [
+      f'| {r.name} | {r.total_samples} | {r.compute_gflops:.3g} | {o.train_s:.0f} | '
+      f'{o.eval_s:.0f} |'
+      for r, o in zip(runs, outcomes)
+  ]
   problems = [f'{o.name}: {o.error}' for o in outcomes if o.error]
   problems += [p for entry in analysis for p in entry['problems']]
   if problems:

@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from experiments import workdirs
+
 HEARTBEAT_S = 30  # a progress line at least this often
 TIMES_FILE = 'study_seconds.json'  # a run's training and evaluation time, over all invocations
 EVAL_TASKS = ('synthetic/shape', 'synthetic/colour', 'synthetic/count', 'synthetic/retrieval')
@@ -53,14 +55,14 @@ def _exit_with_parent(parent: int) -> None:
   os._exit(1)  # pylint: disable=protected-access
 
 
-def _train_and_evaluate(name: str, config, last_step: int, workdir: str, eval_size: int) -> Outcome:
+def _train_and_evaluate(name: str, config, train: bool, workdir: str, eval_size: int) -> Outcome:
   from scaling_vlm.evaluate import checkpoints  # pylint: disable=import-outside-toplevel
   from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
 
   spent = _read_times(workdir)  # what earlier invocations spent on this run
   start = time.perf_counter()
   try:
-    if not os.path.isdir(os.path.join(workdir, 'checkpoints', str(last_step))):
+    if train:
       trainer.train(config, workdir)  # resumes from the workdir if a checkpoint is there
     train_s = time.perf_counter() - start
     summary = checkpoints.evaluate_run(workdir, EVAL_TASKS, synthetic_size=eval_size)
@@ -99,18 +101,25 @@ def run_all(
   with concurrent.futures.ProcessPoolExecutor(
       workers, mp_context=context, initializer=_init_worker, initargs=(cache,)
   ) as pool:
-    futures = {
-        pool.submit(
-            _train_and_evaluate,
+    outcomes, futures = {}, {}
+    for r in order:
+      workdir = os.path.join(out, 'runs', r.name)
+      state = workdirs.state(r, workdir)  # as the launcher decides: done, partial, new
+      if state == workdirs.CONFLICT:
+        changed = ', '.join(workdirs.conflicts(workdir, r.config))
+        outcomes[r.name] = Outcome(
             r.name,
-            r.config,
-            r.plan.total_steps,
-            os.path.join(out, 'runs', r.name),
-            eval_size,
-        ): r.name
-        for r in order
-    }
-    outcomes, pending = {}, set(futures)
+            0.0,
+            0.0,
+            0,
+            f'{workdir} holds a run with another config ({changed}); '
+            'the study changed since it was started: use a new --out',
+        )
+        on_done(outcomes[r.name])
+        continue
+      train = state != workdirs.DONE
+      futures[pool.submit(_train_and_evaluate, r.name, r.config, train, workdir, eval_size)] = r
+    pending = set(futures)
     while pending:
       finished, pending = concurrent.futures.wait(
           pending, timeout=HEARTBEAT_S, return_when=concurrent.futures.FIRST_COMPLETED
