@@ -24,6 +24,11 @@ def make(arch: str, preset: str):
   return config
 
 
+def for_model(name: str):
+  """The preset of any zoo name, its family read from the zoo."""
+  return make(models.get_config(name).arch, name)
+
+
 def tiny(config, name: str):
   """Seconds on a laptop CPU: the synthetic world, float32, small batches."""
   config.model.name = name

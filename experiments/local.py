@@ -22,6 +22,7 @@ import time
 
 from experiments import workdirs
 from experiments.sweep import REPO
+from scaling_vlm.train import trainer
 
 TRAINED, SKIPPED, FAILED, INCOMPLETE, BLOCKED, CONFLICT = (
     'trained',
@@ -178,7 +179,7 @@ def _reap(running, outcomes, by_name, workdir, log_name, echo):
     done = by_name[name].plan.total_steps in workdirs.saved_steps(workdir[name])
     if code == 0 and done:
       outcome = Outcome(name, TRAINED, log=log_path)
-    elif code == 0:
+    elif code in (0, trainer.EXIT_INCOMPLETE):
       outcome = Outcome(name, INCOMPLETE, 'stopped before its last step (SIGTERM?)', log_path)
     else:
       outcome = Outcome(name, FAILED, f'exit status {code}: {_last_line(log_path)}', log_path)

@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(model='tiny-1', steps=12, batch=8, **overrides):
-  config = presets.make('mammut' if model.startswith('mammut') else 'clip', model)
+  config = presets.for_model(model)
   config.train.global_batch = batch
   config.train.samples = str(steps * batch)
   config.train.warmup = str(batch)

@@ -15,7 +15,7 @@ from scaling_vlm.train import losses, metrics, schedules, step as step_lib, trai
 
 
 def tiny_config(model='tiny-1', steps=20, batch=16, **overrides):
-  config = presets.make('mammut' if model.startswith('mammut') else 'clip', model)
+  config = presets.for_model(model)
   config.train.global_batch = batch
   config.train.samples = str(steps * batch)
   config.train.warmup = str(2 * batch)

@@ -37,7 +37,7 @@ OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'OOM')
 
 def run_config(spec: dict):
   """The run config this measurement stands for, checked as the trainer checks it."""
-  config = presets.make('mammut' if spec['model'].startswith('mammut') else 'clip', spec['model'])
+  config = presets.for_model(spec['model'])
   config.model.dtype = spec['dtype']
   config.model.attention_impl = spec['attention']
   config.model.remat = spec['remat']

@@ -1,7 +1,7 @@
 """VMamba's 2D cross-scan: a grid of tokens read as 1D sequences in several orders, and back.
 
 A causal scan over one raster order lets a patch see only the patches before it. Reading the
-grid row-major and column-major, each forwards and backwards, and summing the four outputs
+grid row-major and column-major, each forwards and backwards, and averaging the four outputs
 back in the original order gives every patch a view of the whole image in linear time.
 
     row          0 1 2 3 4 5        (a 2 x 3 grid of raster indices)

@@ -63,6 +63,10 @@ def main(argv: list[str]) -> None:
   from scaling_vlm.train import trainer  # after jax.distributed: it touches devices
 
   trainer.train(_CONFIG.value, _WORKDIR.value)
+  if not trainer.finished(_CONFIG.value, _WORKDIR.value):
+    # Preempted: the checkpoint is saved, but the run is not done. A non-zero status keeps
+    # schedulers (SLURM's afterok, launchers) from taking it for a finished run.
+    sys.exit(trainer.EXIT_INCOMPLETE)
 
 
 def run() -> None:

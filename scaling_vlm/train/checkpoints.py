@@ -16,7 +16,6 @@ import re
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from flax import nnx
 from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
 
@@ -101,7 +100,8 @@ def abstract_like(state):
 
 def read_state(path: str, device: jax.Device | None = None):
   """The train state in one checkpoint's `state` directory, on a single device, whatever
-  mesh or number of processes saved it: what evaluation and inspection tools read."""
+  mesh or number of processes saved it: for inspection tools and tests (evaluation reads
+  only the parameters, straight into their layout: `scaling_vlm.evaluate.restore`)."""
   checkpointer = ocp.StandardCheckpointer()
   metadata = checkpointer.metadata(path).item_metadata
   placement = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
@@ -109,19 +109,3 @@ def read_state(path: str, device: jax.Device | None = None):
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=placement), metadata
   )
   return checkpointer.restore(path, target)
-
-
-def load_params(model: nnx.Module, state_dir: str) -> nnx.Module:
-  """`model` with the parameters of a checkpoint's `state` directory (any mesh saved it)."""
-
-  def pure(tree):  # orbax's nested dicts -> nnx's pure dict: list indices int, no 'value'
-    if not isinstance(tree, dict):
-      return tree
-    if set(tree) == {'value'}:
-      return tree['value']
-    return {int(k) if k.isdigit() else k: pure(v) for k, v in tree.items()}
-
-  state = nnx.state(model)
-  nnx.replace_by_pure_dict(state, pure(read_state(state_dir)['params']))
-  nnx.update(model, state)
-  return model

@@ -37,6 +37,9 @@ from scaling_vlm.train.config import (
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = 'config.json'
+# The train CLI's exit status when it stopped early with its state saved (SIGTERM, preemption):
+# EX_TEMPFAIL, "run it again"; 0 is kept for a finished run.
+EXIT_INCOMPLETE = 75
 
 
 class NonFiniteError(RuntimeError):
@@ -85,6 +88,13 @@ class RunPlan:
           f'train.samples={config.train.samples}; shorten the warmup.'
       )
     return cls(batch, total_steps, warmup_steps, milestones, cooldown_start)
+
+
+def finished(config: ml_collections.ConfigDict, workdir: str) -> bool:
+  """Whether the run's last checkpoint is on disk (orbax renames a step folder into place
+  only once its save is complete)."""
+  last = RunPlan.from_config(config).total_steps
+  return os.path.isdir(os.path.join(workdir, 'checkpoints', str(last)))
 
 
 def model_config(config: ml_collections.ConfigDict) -> models.ModelConfig:
