@@ -16,7 +16,11 @@ import pandas as pd
 from fitting import frontier as frontier_lib
 from fitting import table as table_lib
 
-FRONTIERS = {'pareto_bin': frontier_lib.pareto_bin, 'pareto_naive': frontier_lib.pareto_naive}
+FRONTIERS = {
+    'pareto_bin': frontier_lib.pareto_bin,
+    'pareto_naive': frontier_lib.pareto_naive,
+    'all': frontier_lib.every_point,
+}
 
 MAX_X = 1e12
 MAX_SAMPLES = 1e10

@@ -51,16 +51,17 @@ def agreement(
     form: str = 'saturation_both',
     loss: str = 'linear',
     frontier: str = 'pareto_bin',
+    cosine_frontier: str | None = None,
     decades: float = 1.0,
 ) -> Agreement:
   """Compare A and B (values of column `by`) on constant-LR and on cosine points."""
   at = np.atleast_1d(np.asarray(at, np.float64))
   constant = filters.is_constant(points)
-  args = (by, a, b, at, form, loss, frontier)
   if constant.all() or not constant.any():
     raise ValueError('the schedule check needs both constant-LR and cosine points')
-  const_result = _result(points[constant], *args)
-  cosine_result = _result(points[~constant], *args)
+  const_result = _result(points[constant], by, a, b, at, form, loss, frontier)
+  # `cosine_frontier='all'` when there are only a few cosine runs, one point each.
+  cosine_result = _result(points[~constant], by, a, b, at, form, loss, cosine_frontier or frontier)
   c1, c2 = const_result.crossover, cosine_result.crossover
   if c1 is None or c2 is None:
     crossover_agrees = c1 is None and c2 is None

@@ -40,6 +40,13 @@ def test_pareto_naive_keeps_undominated_points():
   np.testing.assert_array_equal(frontier.pareto_naive(X, Y), [1, 3, 5, 6])
 
 
+def test_every_point_keeps_all_by_compute():
+  # What the cosine side of the schedule check fits: one point per run, none dropped.
+  order = frontier.every_point([3.0, 1.0, 2.0], [0.1, 0.9, 0.5])
+  np.testing.assert_array_equal(order, [1, 2, 0])
+  assert len(frontier.every_point(X, Y)) == len(X)
+
+
 def test_frontier_rejects_mismatched_shapes():
   with pytest.raises(ValueError, match='same length'):
     frontier.pareto_bin([1.0, 2.0], [1.0])

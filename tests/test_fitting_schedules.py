@@ -48,3 +48,26 @@ def test_needs_both_schedules():
   only_cosine = points().query("lr_schedule == 'cosine'")
   with pytest.raises(ValueError, match='both constant-LR and cosine'):
     schedules.agreement(only_cosine, 'arch', 'mammut', 'clip', [1e9])
+
+
+def test_cosine_points_can_all_count():
+  # A noisy cosine run above an earlier one leaves a Pareto frontier of one point per arch,
+  # too few for a power law; with cosine_frontier='all' every cosine run counts.
+  frame = points()
+  cosine = frame['lr_schedule'] == 'cosine'
+  frame.loc[cosine, 'error'] = np.where(frame.loc[cosine, 'x'] > 1e7, 0.99, 0.5)
+  with pytest.raises(ValueError, match='points to fit'):
+    schedules.agreement(
+        frame, 'arch', 'mammut', 'clip', [1e9], form='power_law', frontier='pareto_naive'
+    )
+  result = schedules.agreement(
+      frame,
+      'arch',
+      'mammut',
+      'clip',
+      [1e9],
+      form='power_law',
+      frontier='pareto_naive',
+      cosine_frontier='all',
+  )
+  assert set(result.cosine.winners.values()) <= {'mammut', 'clip'}

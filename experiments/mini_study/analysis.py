@@ -84,8 +84,16 @@ def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot:
       interval = compare.crossover_interval(fits[a].boot, fits[b].boot)
       both = points[points['arch'].isin([a, b])]
       try:
+        # Each cosine run is one point: all of them count, not only a frontier of a few.
         check = schedules.agreement(
-            both, 'arch', a, b, [x_max], form=SCHEDULE_FORM, frontier=FRONTIER
+            both,
+            'arch',
+            a,
+            b,
+            [x_max],
+            form=SCHEDULE_FORM,
+            frontier=FRONTIER,
+            cosine_frontier='all',
         )
         agreement = dataclasses.asdict(check)
       except ValueError as error:  # e.g. too few cosine points for a fit
