@@ -288,6 +288,7 @@ def fake_train(config, workdir):
   jax.numpy.zeros(1).block_until_ready()  # the backend starts here, reading XLA_FLAGS
   print(json.dumps({{'XLA_FLAGS': os.environ['XLA_FLAGS']}}))
 trainer.train = fake_train
+trainer.finished = lambda config, workdir: True  # nothing trained: no exit status 75
 sys.argv = ['train', '--config=configs/clip.py:tiny', '--workdir', {workdir!r},
             '--config.xla.gpu_flags=performance']
 cli.run()
