@@ -15,7 +15,7 @@ import os
 import sys
 
 from scaling_vlm.evaluate import __main__ as evaluate_cli
-from scaling_vlm.evaluate import results, tasks
+from scaling_vlm.evaluate import mesh, results, tasks
 from scaling_vlm.train.trainer import CONFIG_FILE
 
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument('--no-eval', action='store_true', help='merge the existing rows only')
   p.add_argument('--synthetic_size', type=int, default=1000)
   p.add_argument('--batch_size', type=int, default=256)
+  p.add_argument('--mesh', default=mesh.DEFAULT, help='as evaluate: e.g. fsdp=8 for big models')
   args = p.parse_args(argv)
   try:
     workdirs = run_dirs(args.sweep_dir)
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             str(args.synthetic_size),
             '--batch_size',
             str(args.batch_size),
+            '--mesh',
+            args.mesh,
         ]
     )
   out = args.out or os.path.join(args.sweep_dir, results.RESULTS_FILE)
