@@ -27,7 +27,9 @@ def main(argv=None) -> int:
       formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   parser.add_argument('--out', required=True, help='study directory (created; reruns resume)')
-  parser.add_argument('--quick', action='store_true', help='a smoke version in about a minute')
+  parser.add_argument(
+      '--quick', action='store_true', help='a smoke version: two sizes, a few dozen steps each'
+  )
   parser.add_argument(
       '--procedures',
       nargs='+',
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
   errors = report.held_out_errors(fits)
   summary = {
       'report': path,
-      'results': os.path.join(args.out, 'results.csv'),
+      'results': merged,
       'figures': [e['figure'] for e in fits if e['figure']] + [learning_curves],
       'problems': [p for e in fits for p in e['problems']],
       'held_out_mean_abs_relative_error': float(sum(errors) / len(errors)) if errors else None,
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
   with open(os.path.join(args.out, 'summary.json'), 'w') as file:
     json.dump(summary, file, indent=2)
   for entry in fits:
-    print('\n'.join(report.verdict(entry)))
+    print('\n'.join([f'{entry["task"]} ({entry["description"]}):', *report.verdict(entry)]))
   print(json.dumps(summary, indent=2))
   return 1 if summary['failed_runs'] else 0
 

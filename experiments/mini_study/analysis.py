@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from fitting import bootstrap, compare, filters, frontier, heldout, plot, schedules, solver
+from fitting import bootstrap, compare, filters, forms, frontier, heldout, plot, schedules, solver
 
 # (task, metric, what it is): the study's two downstream measures.
 METRICS = (
@@ -45,8 +45,8 @@ def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str
   threshold = float(smaller['x'].max())
   train = front[front['x'] <= threshold]
   test = points[(points['model'] == largest) & (points['x'] > threshold)]
-  if test.empty or len(train) < 2:
-    return None
+  if test.empty or len(train) < forms.get(form).n_params:
+    return None  # nothing to predict, or too little to fit: the report says n/a
   fit = solver.fit(form, train['x'], train['error'])
   order = np.argsort(test['x'].to_numpy())
   x, actual = test['x'].to_numpy()[order], test['error'].to_numpy()[order]
@@ -81,7 +81,9 @@ def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot:
     x_max = float(points['x'].max())
     pairs = []
     for a, b in itertools.combinations(fits, 2):
-      interval = compare.crossover_interval(fits[a].boot, fits[b].boot)
+      # fitting's default search starts at the paper's 1e6 GFLOPs; ours starts near 1.
+      search = (float(points['x'].min()), 1e3 * x_max)
+      interval = compare.crossover_interval(fits[a].boot, fits[b].boot, search=search)
       both = points[points['arch'].isin([a, b])]
       try:
         # Each cosine run is one point: all of them count, not only a frontier of a few.
