@@ -2,10 +2,10 @@
 
 Each run goes to a worker process that trains it with the project's trainer and then
 evaluates every milestone into the run's `results.csv`, exactly as `python -m
-scaling_vlm.train` and `python -m scaling_vlm.evaluate` would. Tiny models keep one core
-busy at best, so two workers finish the study sooner than one process with two threads.
-Workers persist between runs (jax is imported once each), and share a persistent XLA
-compilation cache, so a rerun of the study compiles nothing.
+scaling_vlm.train` and `python -m scaling_vlm.evaluate` would. A tiny model's ops are too
+small to keep two cores busy, so the study trains two runs at a time instead. Workers persist
+between runs (jax is imported once each) and share a persistent XLA compilation cache, so a
+resumed study mostly loads what it compiled before.
 """
 
 from __future__ import annotations
