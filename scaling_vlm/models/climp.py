@@ -19,10 +19,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from scaling_vlm.models import layers
+from scaling_vlm.models.clip import CLIP
 from scaling_vlm.models.config import ModelConfig
 from scaling_vlm.models.mamba import MambaBlock
-from scaling_vlm.models.text import token_embedding
-from scaling_vlm.models.vit import patchify
+from scaling_vlm.models.text import project_at_eot, token_embedding
+from scaling_vlm.models.vit import patch_embedding, patchify
 
 
 class MambaVisionTower(nnx.Module):
@@ -31,14 +32,7 @@ class MambaVisionTower(nnx.Module):
     v = config.vision
     dtype = jnp.dtype(config.dtype)
     self.patch_size = v.patch_size
-    self.patch_embed = nnx.Linear(
-        v.patch_size**2 * 3,
-        v.width,
-        use_bias=False,
-        dtype=dtype,
-        rngs=rngs,
-        kernel_init=layers.init(layers.normal((v.patch_size**2 * 3) ** -0.5), None, 'embed'),
-    )
+    self.patch_embed = patch_embedding(v, dtype, rngs)
     self.ln_pre = layers.layer_norm(v.width, dtype, rngs)
     self.blocks = layers.Stack(
         lambda r: MambaBlock(
@@ -110,29 +104,10 @@ class MambaTextTower(nnx.Module):
     return self.ln_final(x)
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
-    x = self.features(tokens)
-    eot = x[jnp.arange(x.shape[0]), jnp.argmax(tokens, axis=-1)]
-    return eot @ self.text_projection[...].astype(x.dtype)
+    return project_at_eot(self.features(tokens), tokens, self.text_projection)
 
 
-class CLIMP(nnx.Module):
+class CLIMP(CLIP):
+  """CLIP's interface, loss and logit scale over Mamba towers."""
 
-  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
-    self.config = config
-    self.visual = MambaVisionTower(config, rngs)
-    self.text = MambaTextTower(config, rngs)
-    self.logit_scale = layers.LogitScale(config.init_logit_scale, config.init_logit_bias)
-
-  def encode_image(self, images: jax.Array) -> jax.Array:
-    return layers.l2_normalize(self.visual(images)[0])
-
-  def encode_text(self, tokens: jax.Array) -> jax.Array:
-    return layers.l2_normalize(self.text(tokens))
-
-  def __call__(self, images: jax.Array, tokens: jax.Array) -> dict[str, jax.Array]:
-    """The inputs of the contrastive loss: unit-norm embeddings and the log-temperature."""
-    return {
-        'image_emb': self.encode_image(images),
-        'text_emb': self.encode_text(tokens),
-        **self.logit_scale.outputs(),
-    }
+  vision_tower, text_tower = MambaVisionTower, MambaTextTower

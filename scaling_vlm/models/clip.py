@@ -12,11 +12,13 @@ from scaling_vlm.models.vit import VisionTower
 
 
 class CLIP(nnx.Module):
+  # The towers; CLIMP is this model with Mamba ones.
+  vision_tower, text_tower = VisionTower, TextTower
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
     self.config = config
-    self.visual = VisionTower(config, rngs)
-    self.text = TextTower(config, rngs)
+    self.visual = self.vision_tower(config, rngs)
+    self.text = self.text_tower(config, rngs)
     self.logit_scale = layers.LogitScale(config.init_logit_scale, config.init_logit_bias)
 
   def encode_image(self, images: jax.Array) -> jax.Array:

@@ -20,6 +20,12 @@ def token_embedding(t: TextConfig, dtype, rngs: nnx.Rngs) -> nnx.Embed:
   )
 
 
+def project_at_eot(features: jax.Array, tokens: jax.Array, projection) -> jax.Array:
+  """The features (B, T, width) at each row's EOT token (its highest id), projected."""
+  eot = features[jnp.arange(features.shape[0]), jnp.argmax(tokens, axis=-1)]
+  return eot @ projection[...].astype(features.dtype)
+
+
 def text_block(config: ModelConfig, rngs: nnx.Rngs, **options) -> layers.Block:
   """One pre-LN block of the text width; `options` (cross, mlp) as `layers.Block`."""
   t = config.text
@@ -64,6 +70,4 @@ class TextTower(nnx.Module):
     x = self.token_embedding(tokens)
     x = x + self.positional_embedding[: tokens.shape[1]].astype(x.dtype)
     x, _ = self.blocks(x, lambda block, x, _: block(x, causal=True))
-    x = self.ln_final(x)
-    eot = x[jnp.arange(x.shape[0]), jnp.argmax(tokens, axis=-1)]
-    return eot @ self.text_projection[...].astype(x.dtype)
+    return project_at_eot(self.ln_final(x), tokens, self.text_projection)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from scaling_vlm.models import layers
-from scaling_vlm.models.config import ModelConfig
+from scaling_vlm.models.config import ModelConfig, VisionConfig
 
 
 def patchify(images: jax.Array, p: int) -> jax.Array:
@@ -15,6 +15,19 @@ def patchify(images: jax.Array, p: int) -> jax.Array:
   b, h, w, c = images.shape
   x = images.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
   return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def patch_embedding(v: VisionConfig, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  """A stride-p convolution without bias, written as a matmul over flattened patches."""
+  fan_in = v.patch_size**2 * 3
+  return nnx.Linear(
+      fan_in,
+      v.width,
+      use_bias=False,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_init=layers.init(layers.normal(fan_in**-0.5), None, 'embed'),
+  )
 
 
 class VisionTower(nnx.Module):
@@ -26,15 +39,7 @@ class VisionTower(nnx.Module):
     dtype = jnp.dtype(config.dtype)
     scale = v.width**-0.5
     self.image_size, self.patch_size, self.pooling = v.image_size, v.patch_size, config.pooling
-    # A stride-p convolution without bias, written as a matmul over flattened patches.
-    self.patch_embed = nnx.Linear(
-        v.patch_size**2 * 3,
-        v.width,
-        use_bias=False,
-        dtype=dtype,
-        rngs=rngs,
-        kernel_init=layers.init(layers.normal((v.patch_size**2 * 3) ** -0.5), None, 'embed'),
-    )
+    self.patch_embed = patch_embedding(v, dtype, rngs)
     self.class_embedding = layers.embedding(rngs, (v.width,), scale, ('embed',))
     self.positional_embedding = layers.embedding(
         rngs, (v.num_tokens, v.width), scale, (None, 'embed')
