@@ -28,6 +28,8 @@ from scaling_vlm.models.climp import MambaVisionTower
 from scaling_vlm.models.config import SCAN_IMPLS, ModelConfig, TextConfig, VisionConfig
 from scaling_vlm.models.vit import VisionTower
 
+import device_batch  # beside this file
+
 
 def tower(kind: str, length: int, args):
   grid = math.isqrt(length)
@@ -65,14 +67,7 @@ def measure(kind: str, length: int, args) -> dict:
   compiled = step.lower(params, images).compile()
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
-  jax.block_until_ready(compiled(params, images))  # warm-up
-  timings = []
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      out = compiled(params, images)
-    jax.block_until_ready(out)
-    timings.append((time.perf_counter() - start) / args.steps)
+  timings = device_batch.time_calls(compiled, (params, images), args.steps, args.repeats)
   stats = jax.devices()[0].memory_stats() or {}
   return {
       'model': 'climp' if kind == 'climp' else 'vit',

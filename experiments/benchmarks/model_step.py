@@ -43,14 +43,7 @@ def measure(name: str, batch: int, args) -> dict:
     start = time.perf_counter()
     compiled = step.lower(params, batch_arrays).compile()
     compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(params, batch_arrays))  # warm-up
-    timings = []
-    for _ in range(args.repeats):
-      start = time.perf_counter()
-      for _ in range(args.steps):
-        out = compiled(params, batch_arrays)
-      jax.block_until_ready(out)
-      timings.append((time.perf_counter() - start) / args.steps)
+    timings = device_batch.time_calls(compiled, (params, batch_arrays), args.steps, args.repeats)
   step_s = statistics.median(timings)
   samples_per_s = batch / step_s
   peak = flops.peak_flops(jax.devices()[0])
