@@ -158,3 +158,11 @@ def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
       capsys.readouterr().out
   )
   assert {r['task'] for r in read_rows(workdir)} == {'synthetic/shape'}
+
+
+def test_a_relative_workdir_is_evaluated(run, tmp_path, monkeypatch):
+  # As the README's `--out runs/mini`: a path relative to the working directory.
+  shutil.copytree(run, tmp_path / 'tiny-clip', ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  monkeypatch.chdir(tmp_path)
+  assert cli.main(['--workdir', 'tiny-clip', *SMALL]) == 0
+  assert {int(r['samples_seen']) for r in read_rows('tiny-clip')} == {160, 320}

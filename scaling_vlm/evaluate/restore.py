@@ -8,6 +8,8 @@ state are read, never the optimiser state beside them.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Mapping
 
 import jax
@@ -51,6 +53,8 @@ def _pure(tree):
 def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
   """The parameters in a checkpoint's `state` directory, as a copy of the model's (abstract)
   state with every array sharded on `mesh` by the logical RULES."""
+  # Orbax reads a relative path's metadata as None: `--out runs/mini` failed every checkpoint.
+  state_dir = os.path.abspath(state_dir)
   shardings = nnx.to_pure_dict(sharding.state_shardings(abstract_state, mesh))
   abstract = nnx.to_pure_dict(abstract_state)
   checkpointer = ocp.PyTreeCheckpointer()
