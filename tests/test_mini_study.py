@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.mini_study import plan
-from fitting import table
+from experiments.mini_study import analysis, plan
+from fitting import filters, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,6 +40,33 @@ def study(tmp_path_factory):
   first = _study(out)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   return out, first
+
+
+def _ladder(largest_errors):
+  """Constant-LR points of two small models on E = 2 C^-0.2, and a largest model whose
+  checkpoints (x = 100, 200, 400, 800) have the given errors."""
+  law = lambda x: 2 * x**-0.2
+  rows = [('m1', x, law(x) * 1.02) for x in (1, 2, 4, 8, 16)]
+  rows += [('m1', x, law(x)) for x in (32,)]  # m1's last checkpoint: on the law
+  rows += [('m2', x, law(x) * 1.1) for x in (10, 20, 40)] + [('m2', x, law(x)) for x in (60, 90)]
+  rows += [('m3', x, e) for x, e in zip((100, 200, 400, 800), largest_errors)]
+  return pd.DataFrame(rows, columns=['model', 'x', 'error'])
+
+
+def test_held_out_check_predicts_the_frontier_beyond_the_smaller_models():
+  law = lambda x: 2 * x**-0.2
+  # The largest model's first two checkpoints are worse than m2 at less compute (dominated);
+  # its last two lie on the law.
+  points = _ladder([0.9, 0.85, law(400), law(800)])
+  front = filters.frontier_points(points, analysis.FRONTIER)
+  held = analysis._held_out(points, front, 'm3', 'power_law')
+  assert held.threshold == 90
+  np.testing.assert_array_equal(held.x, [400, 800])  # dominated checkpoints are not targets
+  np.testing.assert_allclose(held.relative_error, 0, atol=0.03)
+  # A largest model that never reaches the frontier leaves nothing to check: n/a, not 0%.
+  points = _ladder([0.95, 0.9, 0.85, 0.82])
+  front = filters.frontier_points(points, analysis.FRONTIER)
+  assert analysis._held_out(points, front, 'm3', 'power_law') is None
 
 
 def test_every_run_is_trained_and_evaluated_into_one_table(study):
@@ -73,7 +100,8 @@ def test_figures_and_report_hold_what_they_claim(study):
       assert file.read(8) == b'\x89PNG\r\n\x1a\n'
     assert os.path.getsize(figure) > 10_000
   report = (out / 'report.md').read_text()
-  for procedure in plan.PROCEDURES:
+  assert report.startswith('# Mini study: CLIP vs MaMMUT on the synthetic world')
+  for procedure in plan.DEFAULT_PROCEDURES:
     assert f'| zeroshot_average | {procedure} | E = ' in report
   # The held-out errors listed in the table are the ones the summary averages.
   listed = [float(v) for v in re.findall(r'([+-]\d+\.\d)%', report)]
@@ -83,8 +111,8 @@ def test_figures_and_report_hold_what_they_claim(study):
   )
   # Each verdict names a winner with its bootstrap share, for every pair of procedures.
   verdicts = re.findall(r'\*\*(\w+)\*\* beats (\w+) at the largest compute', report)
-  assert len(verdicts) == 2 * 3
-  assert all(w != l and {w, l} <= set(plan.PROCEDURES) for w, l in verdicts)
+  assert len(verdicts) == 2  # one pair, two metrics
+  assert all(w != l and {w, l} == set(plan.DEFAULT_PROCEDURES) for w, l in verdicts)
   assert 'Crossover' in first.stdout
 
 

@@ -37,20 +37,18 @@ class ProcedureFit:
 
 
 def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str):
-  """Fit the frontier below the compute the smaller models reach; predict the largest
-  model's checkpoints beyond it (the 'largest scale' a law is meant to extrapolate to)."""
+  """The largest scale, held out: fit the frontier up to the compute the smaller models reach,
+  predict the frontier beyond it -- the largest model's checkpoints that no cheaper point
+  beats. A law fitted to a frontier claims nothing about dominated points (a large model early
+  in training, which a smaller one beat at less compute), so they are not held-out targets."""
   smaller = points[points['model'] != largest]
   if smaller.empty:
     return None
   threshold = float(smaller['x'].max())
-  train = front[front['x'] <= threshold]
-  test = points[(points['model'] == largest) & (points['x'] > threshold)]
+  train, test = front[front['x'] <= threshold], front[front['x'] > threshold]
   if test.empty or len(train) < forms.get(form).n_params:
-    return None  # nothing to predict, or too little to fit: the report says n/a
-  fit = solver.fit(form, train['x'], train['error'])
-  order = np.argsort(test['x'].to_numpy())
-  x, actual = test['x'].to_numpy()[order], test['error'].to_numpy()[order]
-  return heldout.HeldOut(fit, threshold, x, actual, fit.predict(x))
+    return None  # the largest model never reached the frontier, or too little to fit: n/a
+  return heldout.held_out(front['x'], front['error'], threshold, form)
 
 
 def fit_procedure(points, procedure, largest, form, n_boot, seed) -> ProcedureFit:
