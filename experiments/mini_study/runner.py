@@ -36,10 +36,11 @@ class Outcome:
   error: str | None = None
 
 
-def _init_worker(cache_dir: str) -> None:
+def _init_worker(study: int, cache_dir: str) -> None:
+  # The study's pid comes from the study: read here with os.getppid(), it is already 1 in a
+  # worker that was still starting when the study was killed, and that worker trained on.
+  threading.Thread(target=_exit_with_parent, args=(study,), daemon=True).start()
   import jax  # pylint: disable=import-outside-toplevel
-
-  threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
   jax.config.update('jax_compilation_cache_dir', cache_dir)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
@@ -99,7 +100,7 @@ def run_all(
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(out, '.xla_cache')
   order = sorted(runs, key=lambda r: -r.train_flops)  # sweep.Planned runs
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=context, initializer=_init_worker, initargs=(cache,)
+      workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(), cache)
   ) as pool:
     outcomes, futures = {}, {}
     for r in order:
