@@ -69,6 +69,16 @@ def test_held_out_check_predicts_the_frontier_beyond_the_smaller_models():
   assert analysis._held_out(points, front, 'm3', 'power_law') is None
 
 
+def test_a_seed_replicates_the_same_study():
+  base, other = plan.make_runs(plan.QUICK), plan.make_runs(plan.QUICK, seed=3)
+  assert [r.name for r in base] == [r.name for r in other]
+  for a, b in zip(base, other):
+    assert (a.config.train.seed, a.config.data.seed) == (0, 0)
+    assert (b.config.train.seed, b.config.data.seed) == (3, 3)
+    a.config.train.seed = a.config.data.seed = 3
+    assert a.config.to_dict() == b.config.to_dict()  # nothing else differs
+
+
 def test_every_run_is_trained_and_evaluated_into_one_table(study):
   out, _ = study
   runs = plan.make_runs(plan.QUICK)

@@ -39,6 +39,12 @@ def main(argv=None) -> int:
       help=f'architectures to compare (default: {" ".join(plan.DEFAULT_PROCEDURES)})',
   )
   parser.add_argument('--workers', type=int, default=2, help='runs trained at once (default 2)')
+  parser.add_argument(
+      '--seed',
+      type=int,
+      default=0,
+      help='seeds every run (initialisation, data order): a replicate, in its own --out',
+  )
   args = parser.parse_args(argv)
   if len(args.procedures) < 2:
     parser.error(f'--procedures needs at least two to compare, got {args.procedures}')
@@ -46,7 +52,7 @@ def main(argv=None) -> int:
     parser.error(f'--workers must be >= 1, got {args.workers}')
 
   budget = plan.QUICK if args.quick else plan.FULL
-  runs = plan.make_runs(budget, args.procedures)
+  runs = plan.make_runs(budget, args.procedures, args.seed)
   os.makedirs(args.out, exist_ok=True)
   start = time.perf_counter()
   print(f'mini study: {len(runs)} runs into {args.out}', flush=True)
