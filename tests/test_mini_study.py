@@ -42,22 +42,24 @@ def study(tmp_path_factory):
   return out, first
 
 
+def _law(x):
+  return 2 * x**-0.2
+
+
 def _ladder(largest_errors):
   """Constant-LR points of two small models on E = 2 C^-0.2, and a largest model whose
   checkpoints (x = 100, 200, 400, 800) have the given errors."""
-  law = lambda x: 2 * x**-0.2
-  rows = [('m1', x, law(x) * 1.02) for x in (1, 2, 4, 8, 16)]
-  rows += [('m1', x, law(x)) for x in (32,)]  # m1's last checkpoint: on the law
-  rows += [('m2', x, law(x) * 1.1) for x in (10, 20, 40)] + [('m2', x, law(x)) for x in (60, 90)]
+  rows = [('m1', x, _law(x) * 1.02) for x in (1, 2, 4, 8, 16)]
+  rows += [('m1', x, _law(x)) for x in (32,)]  # m1's last checkpoint: on the law
+  rows += [('m2', x, _law(x) * 1.1) for x in (10, 20, 40)] + [('m2', x, _law(x)) for x in (60, 90)]
   rows += [('m3', x, e) for x, e in zip((100, 200, 400, 800), largest_errors)]
   return pd.DataFrame(rows, columns=['model', 'x', 'error'])
 
 
 def test_held_out_check_predicts_the_frontier_beyond_the_smaller_models():
-  law = lambda x: 2 * x**-0.2
   # The largest model's first two checkpoints are worse than m2 at less compute (dominated);
   # its last two lie on the law.
-  points = _ladder([0.9, 0.85, law(400), law(800)])
+  points = _ladder([0.9, 0.85, _law(400), _law(800)])
   front = filters.frontier_points(points, analysis.FRONTIER)
   held = analysis._held_out(points, front, 'm3', 'power_law')
   assert held.threshold == 90

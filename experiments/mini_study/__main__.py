@@ -102,7 +102,7 @@ def main(argv=None) -> int:
       'total (this invocation)': time.perf_counter() - start,
   }
   path = os.path.join(args.out, 'report.md')
-  report.write(path, fits, runs, outcomes, timings, budget, learning_curves)
+  report.write(path, args.procedures, fits, runs, outcomes, timings, budget, learning_curves)
   errors = report.held_out_errors(fits)
   summary = {
       'report': path,

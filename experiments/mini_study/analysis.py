@@ -45,8 +45,8 @@ def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str
   if smaller.empty:
     return None
   threshold = float(smaller['x'].max())
-  train, test = front[front['x'] <= threshold], front[front['x'] > threshold]
-  if test.empty or len(train) < forms.get(form).n_params:
+  beyond = front['x'] > threshold
+  if not beyond.any() or (~beyond).sum() < forms.get(form).n_params:
     return None  # the largest model never reached the frontier, or too little to fit: n/a
   return heldout.held_out(front['x'], front['error'], threshold, form)
 

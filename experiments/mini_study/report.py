@@ -7,8 +7,6 @@ import os
 
 import numpy as np
 
-from scaling_vlm import models
-
 
 def _law(fit) -> str:
   p = fit.params
@@ -57,13 +55,20 @@ def verdict(entry: dict) -> list[str]:
   return lines
 
 
+NAMES = {'clip': 'CLIP', 'mammut': 'MaMMUT', 'climp': 'CLIMP'}
+
+
 def write(
-    path: str, analysis: list[dict], runs, outcomes, timings: dict, budget, learning_curves: str
+    path: str,
+    procedures,
+    analysis: list[dict],
+    runs,
+    outcomes,
+    timings: dict,
+    budget,
+    learning_curves: str,
 ) -> None:
-  names = {'clip': 'CLIP', 'mammut': 'MaMMUT', 'climp': 'CLIMP'}
-  compared = ' vs '.join(
-      names[p] for p in dict.fromkeys(models.get_config(r.config.model.name).arch for r in runs)
-  )
+  compared = ' vs '.join(NAMES[p] for p in procedures)
   out = [f'# Mini study: {compared} on the synthetic world', '']
   out += [
       f'{len(runs)} runs on the synthetic world at batch {budget.global_batch} (listed at the '
