@@ -166,3 +166,39 @@ def test_a_relative_workdir_is_evaluated(run, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   assert cli.main(['--workdir', 'tiny-clip', *SMALL]) == 0
   assert {int(r['samples_seen']) for r in read_rows('tiny-clip')} == {160, 320}
+
+
+def test_evaluation_images_are_read_once_per_process_not_once_per_checkpoint(
+    run, tmp_path, monkeypatch
+):
+  """Two checkpoints of two runs: each synthetic scene is rendered once, and the scores equal
+  those of reading every image again at every checkpoint."""
+  from scaling_vlm.data import synthetic
+  from scaling_vlm.evaluate import embeddings, tasks
+
+  rendered = []
+  real_render = synthetic.render
+  monkeypatch.setattr(synthetic, 'render', lambda scene: rendered.append(1) or real_render(scene))
+  specs, size = ['synthetic/colour', 'synthetic/retrieval'], 24
+  tasks._synthetic_set.cache_clear()
+  copies = [str(tmp_path / name) for name in ('first', 'second')]
+  for copy in copies:
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+    checkpoints.evaluate_run(copy, specs, synthetic_size=size, batch_size=16)
+  assert len(rendered) == 2 * size  # two sets of 24 scenes, for 2 runs x 2 checkpoints
+
+  streamed = str(tmp_path / 'streamed')
+  shutil.copytree(run, streamed, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  monkeypatch.setattr(embeddings, 'PRELOAD_BYTES', 0)  # nothing fits: every image every time
+  tasks._synthetic_set.cache_clear()
+  rendered.clear()
+  checkpoints.evaluate_run(streamed, specs, synthetic_size=size, batch_size=16)
+  tasks._synthetic_set.cache_clear()
+  assert len(rendered) == 2 * 2 * size
+  values = lambda workdir: {
+      (r['samples_seen'], r['task'], r['metric']): r['value'] for r in read_rows(workdir)
+  }
+  assert values(streamed) == values(copies[0]) == values(copies[1])
+  assert {(samples, task) for samples, task, _ in values(streamed)} == {
+      (samples, task) for samples in ('160', '320') for task in [*specs, 'zeroshot_average']
+  }

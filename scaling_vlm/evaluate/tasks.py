@@ -12,8 +12,10 @@
                            class names from FOLDER if given (see tfds_tasks)
     tfds:DATASET/CONFIG/SPLIT  the same, another builder config
 
-A task's data is loaded once per run, on first use; a task whose data cannot be loaded fails
-alone.
+A task's data is loaded once per run, on first use, its images decoded then and kept in
+memory where they fit (`embeddings.preload`); a task whose data cannot be loaded fails alone.
+The synthetic sets are pure functions of their arguments, so a process keeps them for every
+run it evaluates.
 """
 
 from __future__ import annotations
@@ -56,22 +58,39 @@ class Task:
     return captioning.evaluate(model, tokenizer, self.data, image_size, caption_batch)
 
 
+def _preload(data: Any, kind: str, image_size: int) -> Any:
+  """A task's data with its images read once (`embeddings.preload`); captioning reads its
+  records its own way."""
+  if kind == ZERO_SHOT:
+    return dataclasses.replace(data, source=embeddings.preload(data.source, image_size))
+  if kind == RETRIEVAL:
+    return embeddings.preload(data, image_size)
+  return data
+
+
+@functools.lru_cache(maxsize=16)
+def _synthetic_set(task: str, image_size: int, size: int) -> Any:
+  """A synthetic evaluation set, rendered once per process: seed 0 whatever the run's data
+  seed, so every run is scored on the same scenes."""
+  if task == 'retrieval':
+    return _preload(synthetic.retrieval_split(0, image_size, size), RETRIEVAL, image_size)
+  zero_shot_task = next(z for z in synthetic.zero_shot_tasks(0, image_size, size) if z.name == task)
+  return _preload(zero_shot_task, ZERO_SHOT, image_size)
+
+
 def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
-  """The synthetic tasks `name` ('synthetic' or 'synthetic/<task>') stands for. Evaluation
-  sets use seed 0 whatever the run's data seed, so every run is scored on the same scenes."""
+  """The synthetic tasks `name` ('synthetic' or 'synthetic/<task>') stands for."""
   task = name.partition('/')[2]
   tasks = [
-      Task(
-          f'synthetic/{t}',
-          ZERO_SHOT,
-          lambda t=t: next(
-              z for z in synthetic.zero_shot_tasks(0, image_size, size) if z.name == t
-          ),
-      )
+      Task(f'synthetic/{t}', ZERO_SHOT, functools.partial(_synthetic_set, t, image_size, size))
       for t in SYNTHETIC_ZERO_SHOT
   ]
   tasks.append(
-      Task('synthetic/retrieval', RETRIEVAL, lambda: synthetic.retrieval_split(0, image_size, size))
+      Task(
+          'synthetic/retrieval',
+          RETRIEVAL,
+          functools.partial(_synthetic_set, 'retrieval', image_size, size),
+      )
   )
   if task == 'captioning' or (not task and arch == 'mammut'):
     tasks.append(
@@ -124,4 +143,11 @@ def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int
       )
     for task in new:
       tasks.setdefault(task.name, task)
-  return list(tasks.values())
+  return [
+      dataclasses.replace(t, load=functools.partial(_preloaded, t.load, t.kind, image_size))
+      for t in tasks.values()
+  ]
+
+
+def _preloaded(load: Callable[[], Any], kind: str, image_size: int) -> Any:
+  return _preload(load(), kind, image_size)
