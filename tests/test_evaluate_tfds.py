@@ -43,8 +43,8 @@ def test_cifar10_with_the_carried_names_and_templates_end_to_end(mock_tfds):
   data = task.data
   assert data.classnames == classnames.classnames('cifar10') and data.classnames[1] == 'automobile'
   assert len(data.templates) == 18
-  record = data.source[3]
-  assert record['image'].shape == (32, 32, 3) and record['image'].dtype == np.uint8
+  record = data.source[3]  # read once for the run, upsampled from 32 px to the model's 64
+  assert record['image'].shape == (64, 64, 3) and record['image'].dtype == np.uint8
   assert 0 <= record['label'] < 10
   prompts = [t.format(c=c) for c in data.classnames for t in data.templates]
   out = zero_shot.evaluate(models.build('tiny-1'), word_tokenizer(prompts), data, 64, batch_size=8)

@@ -9,6 +9,7 @@ parallel; batch sizes are rounded up to whole rows per batch shard (`whole_rows`
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -29,14 +30,16 @@ DECODE_THREADS = min(16, os.cpu_count() or 1)
 PRELOAD_BYTES = 2 << 30
 
 
-@nnx.jit
-def _encode_text(model, tokens):
-  return model.encode_text(tokens)
+# Pure functions of the split model (graphdef static): nnx.jit would traverse the model's
+# graph on every batch, which costs more than a tiny model's forward pass.
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_text(graphdef, state, tokens):
+  return nnx.merge(graphdef, state).encode_text(tokens)
 
 
-@nnx.jit
-def _encode_image(model, images):
-  return model.encode_image(transforms.normalize(images))
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_image(graphdef, state, images):
+  return nnx.merge(graphdef, state).encode_image(transforms.normalize(images))
 
 
 def to_device(batch: np.ndarray) -> jax.Array:
@@ -77,26 +80,28 @@ class Preloaded:
 
   Every checkpoint of a run is scored on the same images, so reading and decoding them (or,
   for the synthetic world, rendering them) once per run instead of once per checkpoint is
-  most of an evaluation's cost saved. A record whose image does not decode is kept as it was,
-  so it fails where it is used, with the same error as before."""
+  most of an evaluation's cost saved. A record whose image does not decode is an error here,
+  naming the record, as it would be at every checkpoint."""
 
   def __init__(self, source, image_size: int):
-    def read(index: int) -> dict[str, Any]:
+    def read(index: int) -> tuple[dict[str, Any], np.ndarray]:
       record = source[index]
-      try:
-        return record | {'image': eval_image(record, image_size)}
-      except ValueError:
-        return record
+      image = eval_image(record, image_size)
+      return {k: v for k, v in record.items() if k != 'image'}, image
 
     with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
-      self._records = list(pool.map(read, range(len(source))))
+      loaded = list(pool.map(read, range(len(source))))
+    if not loaded:
+      raise ValueError(f'{source!r} holds no records')
+    self.records = [record for record, _ in loaded]
+    self.images = np.stack([image for _, image in loaded])  # (N, size, size, 3) uint8
     self._repr = f'Preloaded({source!r})'
 
   def __len__(self) -> int:
-    return len(self._records)
+    return len(self.records)
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    return self._records[index]
+    return self.records[index] | {'image': self.images[index]}
 
   def __repr__(self) -> str:
     return self._repr
@@ -109,33 +114,43 @@ def preload(source, image_size: int):
   return Preloaded(source, image_size)
 
 
+def _batches(source, image_size: int, batch_size: int):
+  """(records, (n, size, size, 3) images) in order, `batch_size` at a time. Reading and
+  decoding run in threads (file reads, libjpeg-turbo and OpenCV release the GIL)."""
+  if isinstance(source, Preloaded):
+    for start in range(0, len(source), batch_size):
+      yield source.records[start : start + batch_size], source.images[start : start + batch_size]
+    return
+
+  def load(index: int) -> tuple[dict[str, Any], np.ndarray]:
+    record = source[index]
+    return record, eval_image(record, image_size)
+
+  with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
+    for start in range(0, len(source), batch_size):
+      loaded = list(pool.map(load, range(start, min(start + batch_size, len(source)))))
+      yield [record for record, _ in loaded], np.stack([image for _, image in loaded])
+
+
 def image_embeddings(
     model, source, image_size: int, fields: Iterable[str] = (), batch_size: int = 256
 ) -> tuple[np.ndarray, dict[str, list]]:
   """Unit-norm (N, embed) embeddings of every record of `source` in order, and the values of
   each of `fields` per record (labels, captions).
 
-  Reading and decoding run in threads (file reads, libjpeg-turbo and OpenCV release the GIL),
-  and batch i + 1 is prepared while the device still encodes batch i: dispatch is
-  asynchronous and batch i's embeddings are fetched only afterwards."""
+  Batch i + 1 is prepared while the device still encodes batch i: dispatch is asynchronous
+  and batch i's embeddings are fetched only afterwards."""
   embeddings, values = [], {field: [] for field in fields}
   batch_size = whole_rows(batch_size)
-
-  def load(index: int) -> tuple[dict[str, Any], np.ndarray]:
-    record = source[index]
-    return record, eval_image(record, image_size)
-
+  graphdef, state = nnx.split(model)  # once, not a graph traversal per batch
   in_flight = None  # (device embeddings, rows) of the batch being encoded
-  with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
-    for start in range(0, len(source), batch_size):
-      loaded = list(pool.map(load, range(start, min(start + batch_size, len(source)))))
-      images = np.stack([image for _, image in loaded])
-      out = _encode_image(model, to_device(pad_rows(images, batch_size)))
-      if in_flight is not None:
-        embeddings.append(np.asarray(in_flight[0])[: in_flight[1]])
-      in_flight = (out, len(loaded))
-      for field, column in values.items():
-        column += [record[field] for record, _ in loaded]
+  for records, images in _batches(source, image_size, batch_size):
+    out = _encode_image(graphdef, state, to_device(pad_rows(images, batch_size)))
+    if in_flight is not None:
+      embeddings.append(np.asarray(in_flight[0])[: in_flight[1]])
+    in_flight = (out, len(records))
+    for field, column in values.items():
+      column += [record[field] for record in records]
   if in_flight is None:
     raise ValueError(f'{source!r} holds no records')
   embeddings.append(np.asarray(in_flight[0])[: in_flight[1]])
@@ -147,8 +162,9 @@ def text_embeddings(
 ) -> np.ndarray:
   """Unit-norm (N, embed) embeddings of `texts`, in order."""
   out, batch_size = [], whole_rows(batch_size)
+  graphdef, state = nnx.split(model)
   for start in range(0, len(texts), batch_size):
     tokens = tokenizer(list(texts[start : start + batch_size]))
-    batch = _encode_text(model, to_device(pad_rows(tokens, batch_size)))
+    batch = _encode_text(graphdef, state, to_device(pad_rows(tokens, batch_size)))
     out.append(np.asarray(batch)[: len(tokens)])
   return np.concatenate(out)
