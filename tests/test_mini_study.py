@@ -10,12 +10,13 @@ import re
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.mini_study import analysis, plan
+from experiments.mini_study import analysis, plan, report
 from fitting import filters, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,6 +70,18 @@ def test_held_out_check_predicts_the_frontier_beyond_the_smaller_models():
   points = _ladder([0.95, 0.9, 0.85, 0.82])
   front = filters.frontier_points(points, analysis.FRONTIER)
   assert analysis._held_out(points, front, 'm3', 'power_law') is None
+
+
+def test_the_report_says_where_a_frontier_without_a_check_ends():
+  points = _ladder([0.95, 0.9, 0.85, 0.82])  # m3 never beats m2's last checkpoint
+  points['samples_seen'] = (points['x'] * 10).astype(int)
+  fit = types.SimpleNamespace(frontier=filters.frontier_points(points, analysis.FRONTIER))
+  fit.held_out = analysis._held_out(points, fit.frontier, 'm3', 'power_law')
+  (line,) = report._frontier_ends([{'task': 'zeroshot_average', 'fits': {'clip': fit}}])
+  assert line == (
+      'zeroshot_average/clip: the frontier ends at m2 after 900 samples (90 GFLOPs, error '
+      f'{_law(90):.3f})'
+  )
 
 
 def test_a_seed_replicates_the_same_study():

@@ -41,6 +41,21 @@ def held_out_missing(analysis: list[dict]) -> list[str]:
   return [f'{e["task"]}/{p}' for e in analysis for p, f in e['fits'].items() if not f.held_out]
 
 
+def _frontier_ends(analysis: list[dict]) -> list[str]:
+  """Where each frontier without a held-out check ends: its best point."""
+  out = []
+  for entry in analysis:
+    for p, f in entry['fits'].items():
+      if not f.held_out:
+        best = f.frontier.loc[f.frontier['error'].idxmin()]
+        out.append(
+            f'{entry["task"]}/{p}: the frontier ends at {best["model"]} after '
+            f'{int(best["samples_seen"])} samples ({best["x"]:.3g} GFLOPs, error '
+            f'{best["error"]:.3f})'
+        )
+  return out
+
+
 def verdict(entry: dict) -> list[str]:
   lines = []
   for pair in entry['pairs']:
@@ -93,9 +108,11 @@ def write(
     ]
   if missing:
     out += [
-        f'No held-out check for {", ".join(missing)}: the largest model never reached the '
-        'frontier (every checkpoint of it was beaten by a smaller model at less compute), or '
-        'too few points lay below it to fit.',
+        'No held-out check where the largest model never reached the frontier (a smaller '
+        'model beat every checkpoint of it at less compute: at this budget the compute-optimal '
+        'size is smaller) or too few frontier points lay below it to fit:',
+        '',
+        *(f'- {line}' for line in _frontier_ends(analysis)),
         '',
     ]
   out += ['## Fitted laws (error E vs compute C in GFLOPs)', '']
