@@ -74,8 +74,8 @@ def _synthetic_set(task: str, image_size: int, size: int) -> Any:
   seed, so every run is scored on the same scenes."""
   if task == 'retrieval':
     return _preload(synthetic.retrieval_split(0, image_size, size), RETRIEVAL, image_size)
-  zero_shot_task = next(z for z in synthetic.zero_shot_tasks(0, image_size, size) if z.name == task)
-  return _preload(zero_shot_task, ZERO_SHOT, image_size)
+  data = next(z for z in synthetic.zero_shot_tasks(0, image_size, size) if z.name == task)
+  return _preload(data, ZERO_SHOT, image_size)
 
 
 def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
@@ -143,6 +143,8 @@ def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int
       )
     for task in new:
       tasks.setdefault(task.name, task)
+  # Every task's images are read once per run; synthetic sets arrive already read (once per
+  # process), and preloading what is preloaded is a no-op.
   return [
       dataclasses.replace(t, load=functools.partial(_preloaded, t.load, t.kind, image_size))
       for t in tasks.values()
