@@ -307,7 +307,7 @@ def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
   mesh = sharding.make_mesh(data=1, devices=jax.devices()[:1])
   batch, steps = 16, 50
   schedule = schedules.learning_rate('cosine', peak=3e-3, warmup_steps=2, total_steps=steps)
-  optimizer = step_lib.adamw(schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
+  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
   graphdef, params = nnx.split(tiny_climp)
   # A copy: the step donates its state, and the module fixture's arrays must stay valid.
   state = step_lib.create_state(jax.tree.map(jnp.copy, params), optimizer)
@@ -319,11 +319,11 @@ def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
       seed=0,
   )
   batches = pipeline.Batches(host, mesh, batch, 10**9)
-  step = step_lib.make_train_step(graphdef, optimizer, schedule, losses.LossConfig(), mesh=mesh)
+  step = step_lib.make_train_step(graphdef, optimizer, losses.LossConfig(), mesh=mesh)
   history = []
   with jax.set_mesh(mesh):
-    for _ in range(steps):
-      state, m = step(state, next(batches))
+    for i in range(steps):
+      state, m = step(state, next(batches), schedule(i))
       history.append(float(m['loss']))
   assert all(math.isfinite(loss) for loss in history)
   assert np.mean(history[-10:]) < np.mean(history[:10]) - 0.1, history

@@ -45,7 +45,7 @@ def run_steps(config, mesh, n):
   schedule = schedules.learning_rate(
       'const', peak=1e-3, warmup_steps=plan.warmup_steps, total_steps=plan.total_steps
   )
-  optimizer = step_lib.adamw(schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
+  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
   graphdef, state = trainer.create_train_state(arch, optimizer, mesh, seed=0)
   host = pipeline.host_batches(
       sources.make_source(config.data, arch.vision.image_size),
@@ -55,11 +55,11 @@ def run_steps(config, mesh, n):
       seed=0,
   )
   batches = pipeline.Batches(host, mesh, plan.global_batch, 10**9)
-  step = step_lib.make_train_step(graphdef, optimizer, schedule, losses.LossConfig(), mesh=mesh)
+  step = step_lib.make_train_step(graphdef, optimizer, losses.LossConfig(), mesh=mesh)
   out = []
   with jax.set_mesh(mesh):
-    for _ in range(n):
-      state, m = step(state, next(batches))
+    for i in range(n):
+      state, m = step(state, next(batches), schedule(i))
       out.append(float(m['loss']))
   return out
 
@@ -136,6 +136,32 @@ def test_cooldown_branch_starts_at_the_parents_milestone(tmp_path):
   assert float(schedule(13)) == pytest.approx(1e-3 * (1 - np.sqrt(0.5)))
 
 
+def test_runs_that_differ_in_schedule_peak_or_warmup_run_one_program(tmp_path, monkeypatch):
+  """The program the trainer compiles (what the persistent cache keys on) is the same for a
+  constant and a cosine run with another peak rate and warmup, and each step gets its rate."""
+  programs, rates = set(), []
+  make = step_lib.make_train_step
+
+  def recording_make(*args, **kwargs):
+    step = make(*args, **kwargs)
+
+    def recorded(state, batch, lr):
+      programs.add(step.lower(state, batch, lr).as_text())
+      rates.append(float(lr))
+      return step(state, batch, lr)
+
+    return recorded
+
+  monkeypatch.setattr(step_lib, 'make_train_step', recording_make)
+  const = tiny_config(steps=3, **{'optim.schedule': 'const', 'optim.lr': 1e-3})
+  cosine = tiny_config(steps=3, **{'optim.lr': 3e-3, 'train.warmup': '16'})
+  trainer.train(const, str(tmp_path / 'const'))
+  trainer.train(cosine, str(tmp_path / 'cosine'))
+  assert len(programs) == 1
+  # Warmup from 0 over 2 steps then 1e-3; then warmup over 1 step to 3e-3 and cosine decay.
+  np.testing.assert_allclose(rates, [0, 5e-4, 1e-3, 0, 3e-3, 1.5e-3], rtol=1e-6, atol=1e-12)
+
+
 def test_schedules():
   cosine = schedules.learning_rate('cosine', peak=1.0, warmup_steps=10, total_steps=110, floor=0.1)
   assert float(cosine(0)) == 0 and float(cosine(5)) == pytest.approx(0.5)
@@ -208,9 +234,7 @@ def test_weight_decay_reaches_weights_only(name, scan):
   head_dim) qkv bias), the logit scale and Mamba's A_log, D and dt_bias stay put."""
   model = models.build(name, scan_layers=scan) if scan else models.build(name)
   params = nnx.state(model, nnx.Param)
-  optimizer = step_lib.adamw(
-      optax.constant_schedule(0.1), b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.5, grad_clip=1.0
-  )
+  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.5, grad_clip=1.0)
   zeros = jax.tree.map(jnp.zeros_like, params)
   updates, _ = optimizer.update(zeros, optimizer.init(params), params)
   moved = {}

@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 from scaling_vlm import models
-from scaling_vlm.train import schedules, step as step_lib
+from scaling_vlm.train import step as step_lib
 
 
 def measure(name: str, scan: bool, flatten: bool, args) -> dict:
@@ -29,14 +29,11 @@ def measure(name: str, scan: bool, flatten: bool, args) -> dict:
   abstract = nnx.state(nnx.eval_shape(lambda: models.build(arch)), nnx.Param)
   params = jax.tree.map(lambda x: jnp.full(x.shape, 0.01, x.dtype), abstract)
   grads = jax.tree.map(lambda x: jnp.full(x.shape, 1e-3, x.dtype), abstract)
-  schedule = schedules.learning_rate('const', peak=1e-3, warmup_steps=0, total_steps=10**6)
-  opt = step_lib.adamw(
-      schedule, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0, flatten=flatten
-  )
+  opt = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0, flatten=flatten)
 
-  def update(params, opt_state, grads):
-    updates, opt_state = opt.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
+  def update(params, opt_state, grads):  # as the train step does it, at a 1e-3 rate
+    direction, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, jax.tree.map(lambda d: -1e-3 * d, direction)), opt_state
 
   fn = jax.jit(update, donate_argnums=(0, 1))
   state = (params, opt.init(params))

@@ -33,7 +33,6 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def adamw(
-    schedule: optax.Schedule,
     *,
     b1: float,
     b2: float,
@@ -42,25 +41,20 @@ def adamw(
     grad_clip: float,
     flatten: bool = False,
 ) -> optax.GradientTransformation:
-  """AdamW after global-norm clipping, with weight decay on the weights only (`decay_mask`).
+  """AdamW after global-norm clipping, with weight decay on the weights only (`decay_mask`),
+  at unit learning rate: the train step multiplies the update by -lr, the step's learning rate,
+  which it takes as an argument (see `make_train_step`). That is optax.adamw exactly.
 
   `flatten` runs the clipping and Adam's moments on one flat vector of all parameters
   (`optax.flatten`): one fused update instead of one per parameter, at the price of a
-  concatenation and a split per step. Weight decay and the learning rate stay per parameter,
-  because the decay mask needs each parameter's shape. The update is the same either way;
-  the optimiser state's layout is not, so a run cannot switch it when it resumes.
+  concatenation and a split per step. Weight decay stays per parameter, because the decay mask
+  needs each parameter's shape. The update is the same either way; the optimiser state's
+  layout is not, so a run cannot switch it when it resumes.
   """
-  if not flatten:
-    return optax.chain(
-        optax.clip_by_global_norm(grad_clip),
-        optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask),
-    )
-  # optax.adamw is exactly scale_by_adam, add_decayed_weights, scale_by_learning_rate.
   moments = optax.chain(optax.clip_by_global_norm(grad_clip), optax.scale_by_adam(b1, b2, eps))
   return optax.chain(
-      optax.flatten(moments),
+      optax.flatten(moments) if flatten else moments,
       optax.add_decayed_weights(weight_decay, decay_mask),
-      optax.scale_by_learning_rate(schedule),
   )
 
 
@@ -84,19 +78,24 @@ def decay_mask(params: nnx.State):
 def make_train_step(
     graphdef: nnx.GraphDef,
     optimizer: optax.GradientTransformation,
-    schedule: optax.Schedule,
     loss_config: losses.LossConfig,
     *,
     mesh: Mesh | None = None,
     micro_batches: int = 1,
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-  """The jitted, state-donating train step."""
+) -> Callable[[TrainState, Batch, jax.typing.ArrayLike], tuple[TrainState, dict[str, jax.Array]]]:
+  """The jitted, state-donating train step `(state, batch, lr) -> (state, metrics)`.
 
-  def train_step(state: TrainState, batch: Batch):
+  The learning rate is an argument, not a schedule traced into the step: runs that differ only
+  in schedule, peak rate or warmup -- a sweep's constant, cosine and cooldown variants -- run
+  one compiled program, so the persistent compilation cache compiles it once for all of them.
+  """
+
+  def train_step(state: TrainState, batch: Batch, lr: jax.typing.ArrayLike):
     metrics, grads = loss_and_grads(
         graphdef, state.params, batch, loss_config, mesh=mesh, micro_batches=micro_batches
     )
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda d: -lr * d, direction)
     model = nnx.merge(graphdef, optax.apply_updates(state.params, updates))
     model.logit_scale.clamp()
     params = nnx.state(model)
@@ -110,7 +109,7 @@ def make_train_step(
         params=keep(params, state.params),
         opt_state=keep(opt_state, state.opt_state),
     )
-    metrics = {**metrics, 'grad_norm': grad_norm, 'lr': schedule(state.step), 'finite': finite}
+    metrics = {**metrics, 'grad_norm': grad_norm, 'lr': lr, 'finite': finite}
     return new_state, metrics
 
   return jax.jit(train_step, donate_argnums=0)

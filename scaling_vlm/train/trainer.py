@@ -16,7 +16,9 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 from jax.experimental import multihost_utils
@@ -199,7 +201,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   o = config.optim
   optimizer = step_lib.adamw(
-      schedule,
       b1=o.b1,
       b2=o.b2,
       eps=o.eps,
@@ -253,11 +254,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step = step_lib.make_train_step(
       graphdef,
       optimizer,
-      schedule,
       loss_config,
       mesh=mesh,
       micro_batches=config.train.micro_batches,
   )
+  # Every step's rate, computed once: the step takes it as an argument (see make_train_step).
+  learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(plan.total_steps)), np.float32)
   batches = pipeline.Batches(host, mesh, plan.global_batch, len(source), start * plan.global_batch)
   writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard)
   preemption = Preemption()
@@ -274,7 +276,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       wait_start = time.perf_counter()
       batch = next(batches)
       data_wait += time.perf_counter() - wait_start
-      state, step_metrics = train_step(state, batch)
+      state, step_metrics = train_step(state, batch, learning_rates[step])
       # A device-side AND: checking it costs no host sync until we log or save.
       all_finite = step_metrics['finite'] & all_finite
       step += 1
