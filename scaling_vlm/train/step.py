@@ -1,6 +1,6 @@
 """The train state and one optimiser step.
 
-The step is a pure function `(state, batch) -> (state, metrics)`, jitted once with the state
+The step is a pure function `(state, batch, lr) -> (state, metrics)`, jitted once with the state
 donated. With `micro_batches = k > 1` it accumulates gradients so that the update equals the
 one of the whole global batch *exactly*, also for the contrastive loss, which does not
 decompose over micro-batches: a first pass computes every micro-batch's embeddings without
