@@ -20,11 +20,14 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from scaling_vlm import models  # noqa: E402
 RUNS = (('const', '1e-3'), ('cosine', '3e-3'))  # in this order: the cosine run comes second
 
 
 def train_seconds(model: str, schedule: str, lr: str, workdir: str, cache: str) -> float:
-  arch = 'clip' if '_' not in model else model.split('_')[0]
+  arch = models.get_config(model).arch
   command = [
       sys.executable,
       '-m',

@@ -84,17 +84,11 @@ class Preloaded:
   naming the record, as it would be at every checkpoint."""
 
   def __init__(self, source, image_size: int):
-    def read(index: int) -> tuple[dict[str, Any], np.ndarray]:
-      record = source[index]
-      image = eval_image(record, image_size)
-      return {k: v for k, v in record.items() if k != 'image'}, image
-
-    with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
-      loaded = list(pool.map(read, range(len(source))))
-    if not loaded:
+    if not len(source):
       raise ValueError(f'{source!r} holds no records')
-    self.records = [record for record, _ in loaded]
-    self.images = np.stack([image for _, image in loaded])  # (N, size, size, 3) uint8
+    # One batch of every record: the same threaded read and decode as a streamed evaluation.
+    records, self.images = next(_batches(source, image_size, len(source)))  # (N, S, S, 3) uint8
+    self.records = [{k: v for k, v in r.items() if k != 'image'} for r in records]
     self._repr = f'Preloaded({source!r})'
 
   def __len__(self) -> int:

@@ -146,10 +146,10 @@ def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int
   # Every task's images are read once per run; synthetic sets arrive already read (once per
   # process), and preloading what is preloaded is a no-op.
   return [
-      dataclasses.replace(t, load=functools.partial(_preloaded, t.load, t.kind, image_size))
+      dataclasses.replace(t, load=functools.partial(_load_preloaded, t.load, t.kind, image_size))
       for t in tasks.values()
   ]
 
 
-def _preloaded(load: Callable[[], Any], kind: str, image_size: int) -> Any:
+def _load_preloaded(load: Callable[[], Any], kind: str, image_size: int) -> Any:
   return _preload(load(), kind, image_size)

@@ -95,7 +95,7 @@ def make_train_step(
         graphdef, state.params, batch, loss_config, mesh=mesh, micro_batches=micro_batches
     )
     direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    updates = jax.tree.map(lambda d: -lr * d, direction)
+    updates = optax.tree.scale(-lr, direction)
     model = nnx.merge(graphdef, optax.apply_updates(state.params, updates))
     model.logit_scale.clamp()
     params = nnx.state(model)
