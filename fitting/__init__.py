@@ -14,8 +14,9 @@ can be fitted without a model in sight. From the shell:
         --quantity samples_seen params
 
 From Python: `points = eligible_points(read_results(path), 'imagenet1k', 'acc1')`, then
-`frontier_points(select(points, arch='clip'))`, `fit('saturation_both', x, y)`,
-`resample_runs(...)`, `crossover_interval(...)`.
+`fit_procedure(points, where=dict(arch='clip'), heldout_threshold=1e10, bootstrap=1000)` for
+what `fit` prints, or its steps one at a time: `frontier_points(select(points, arch='clip'))`,
+`fit('saturation_both', x, y)`, `resample_runs(...)`, `crossover_interval(...)`.
 """
 
 from fitting import annealing
@@ -25,6 +26,7 @@ from fitting.filters import eligible_points, frontier_points, select
 from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
 from fitting.frontier import pareto_bin, pareto_naive
 from fitting.heldout import HeldOut, held_out
+from fitting.procedure import ProcedureFit, fit_procedure, select_where
 from fitting.schedules import agreement as schedule_agreement
 from fitting.solver import Fit, fit
 from fitting.table import import_paper_csv, import_paper_parquet, read_results

@@ -2,6 +2,8 @@
 
 Every subcommand reads a table, keeps one task/metric's points that pass the paper's
 filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier and fits it.
+The fitting is `fitting.procedure`'s; this shell only turns flags into its arguments and
+prints or writes what it returns.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import sys
 
 import numpy as np
 
-from fitting import annealing, bootstrap, compare, filters, forms, heldout, optimal, plot
-from fitting import report, schedules, solver, table
+from fitting import annealing, compare, filters, forms, optimal, plot, procedure, report
+from fitting import schedules, solver, table
 
 READERS = {
     'ours': table.read_results,
@@ -93,7 +95,7 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
   add('--bootstrap', type=int, default=0, metavar='N', help='bootstrap replicates (default 0)')
   add(
       '--resample',
-      choices=['runs', 'points'],
+      choices=procedure.RESAMPLES,
       default='runs',
       help='bootstrap over runs before the frontier, or frontier points (default runs)',
   )
@@ -102,68 +104,18 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
   add('--json', type=pathlib.Path, default=None, metavar='PATH', help='write results as JSON')
 
 
-def _cast(points, column: str, value: str):
-  """Compare --where values with the column's own type (numbers stay numbers)."""
-  kind = points[column].dtype.kind if column in points.columns else 'O'
-  return float(value) if kind in 'fiu' else value
-
-
-class Procedure:
-  """One procedure's points, frontier, fit and (optionally) held-out check and bootstrap."""
-
-  def __init__(self, args, points, where: dict, seed: int):
-    selected = points
-    for column, value in where.items():
-      selected = filters.select(selected, **{column: _cast(selected, column, value)})
-    self.label = ', '.join(f'{v}' for v in where.values()) or 'all'
-    self.points = selected
-    self.frontier = filters.frontier_points(selected, args.frontier)
-    if len(self.frontier) < forms.get(args.form).n_params:
-      raise ValueError(
-          f'{self.label}: only {len(self.frontier)} frontier points for the'
-          f' {forms.get(args.form).n_params} parameters of {args.form}'
-      )
-    x, y = self.frontier['x'].to_numpy(), self.frontier['error'].to_numpy()
-    options = dict(loss=args.loss)
-    self.held_out = None
-    if args.heldout_threshold is not None:
-      self.held_out = heldout.held_out(x, y, args.heldout_threshold, args.form, **options)
-      self.fit = self.held_out.fit
-      x, y = x[x <= args.heldout_threshold], y[x <= args.heldout_threshold]
-    else:
-      self.fit = solver.fit(args.form, x, y, **options)
-    self.boot = None
-    if args.bootstrap:
-      if args.resample == 'points':
-        self.boot = bootstrap.resample_points(self.fit, x, y, args.bootstrap, seed)
-      else:
-        limit = np.inf if args.heldout_threshold is None else args.heldout_threshold
-        keep = selected['x'].to_numpy() <= limit
-        self.boot = bootstrap.resample_runs(
-            self.fit,
-            selected['x'][keep],
-            selected['error'][keep],
-            selected['run_id'][keep],
-            args.bootstrap,
-            seed,
-            filters.FRONTIERS[args.frontier],
-        )
-
-  def summary(self, level: float) -> dict:
-    frontier = (self.frontier['x'], self.frontier['error'])
-    out = report.fit_summary(self.fit, frontier, self.held_out, self.boot, level)
-    out['label'] = self.label
-    return out
-
-  def curve(self) -> plot.Curve:
-    return plot.Curve(
-        self.label,
-        (self.points['x'].to_numpy(), self.points['error'].to_numpy()),
-        (self.frontier['x'].to_numpy(), self.frontier['error'].to_numpy()),
-        self.fit,
-        self.boot,
-        self.held_out,
-    )
+def _procedure(args, points, where: dict, seed: int) -> procedure.ProcedureFit:
+  return procedure.fit_procedure(
+      points,
+      where=where,
+      frontier=args.frontier,
+      form=args.form,
+      loss=args.loss,
+      heldout_threshold=args.heldout_threshold,
+      bootstrap=args.bootstrap,
+      resample=args.resample,
+      seed=seed,
+  )
 
 
 def _points(args, task=None, metric=None):
@@ -185,7 +137,7 @@ def _emit(args, payload: dict) -> None:
 
 
 def cmd_fit(args) -> dict:
-  proc = Procedure(args, _points(args), dict(args.where), args.seed)
+  proc = _procedure(args, _points(args), dict(args.where), args.seed)
   out = proc.summary(args.level)
   if args.predict_at:
     out['predictions'] = [dict(x=x, error=float(proc.fit.predict([x])[0])) for x in args.predict_at]
@@ -210,8 +162,8 @@ def cmd_compare(args) -> dict:
     groups = sorted(set(points[args.across])) if args.across else [None]
     for group in groups:
       where = dict(args.where) | ({args.across: str(group)} if args.across else {})
-      a = Procedure(args, points, where | {args.by: args.a}, args.seed)
-      b = Procedure(args, points, where | {args.by: args.b}, args.seed + 1)
+      a = _procedure(args, points, where | {args.by: args.a}, args.seed)
+      b = _procedure(args, points, where | {args.by: args.b}, args.seed + 1)
       pair = dict(task=task, group=group, a=a.summary(args.level), b=b.summary(args.level))
       row = {'task': task} | ({args.across: group} if args.across else {})
       if a.boot is not None and b.boot is not None:
@@ -231,11 +183,8 @@ def cmd_compare(args) -> dict:
         row[f'{name} c'] = proc.fit.params['c'] if 'c' in proc.fit.params else np.nan
         row |= {f'{name} E@{x:g}': float(proc.fit.predict([x])[0]) for x in args.at}
       if args.schedule_check:
-        selected = points
-        for column, value in where.items():
-          selected = filters.select(selected, **{column: _cast(selected, column, value)})
         check = schedules.agreement(
-            selected,
+            procedure.select_where(points, where),
             args.by,
             args.a,
             args.b,
@@ -258,7 +207,7 @@ def cmd_plot(args) -> dict:
   points = _points(args)
   values = args.values or sorted(set(points[args.by].astype(str)))
   procs = [
-      Procedure(args, points, dict(args.where) | {args.by: v}, args.seed + i)
+      _procedure(args, points, dict(args.where) | {args.by: v}, args.seed + i)
       for i, v in enumerate(values)
   ]
   crossovers = []
@@ -278,7 +227,7 @@ def cmd_plot(args) -> dict:
 
 
 def cmd_optimal(args) -> dict:
-  proc = Procedure(args, _points(args), dict(args.where), args.seed)
+  proc = _procedure(args, _points(args), dict(args.where), args.seed)
   out = dict(
       label=proc.label, allocation=[optimal.allocation(proc.frontier, q) for q in args.quantity]
   )

@@ -15,7 +15,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from fitting import bootstrap, compare, filters, forms, frontier, heldout, plot, schedules, solver
+from fitting import compare, filters, forms, heldout, plot, schedules
+from fitting import procedure as procedure_lib
 
 # (task, metric, what it is): the study's two downstream measures.
 METRICS = (
@@ -24,16 +25,6 @@ METRICS = (
 )
 FRONTIER = 'pareto_naive'  # the paper's binning needs x >= ~1e6 GFLOPs; ours is ~1e2-1e3
 SCHEDULE_FORM = 'power_law'  # cosine runs give a few points each: a two-parameter law
-
-
-@dataclasses.dataclass
-class ProcedureFit:
-  procedure: str
-  points: pd.DataFrame  # eligible constant-LR points
-  frontier: pd.DataFrame
-  fit: solver.Fit  # on every frontier point
-  boot: bootstrap.Bootstrap
-  held_out: heldout.HeldOut | None  # fit below the largest model's compute, predict above
 
 
 def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str):
@@ -51,15 +42,16 @@ def _held_out(points: pd.DataFrame, front: pd.DataFrame, largest: str, form: str
   return heldout.held_out(front['x'], front['error'], threshold, form)
 
 
-def fit_procedure(points, procedure, largest, form, n_boot, seed) -> ProcedureFit:
-  own = filters.select(points, arch=procedure)
-  const = own[filters.is_constant(own)].reset_index(drop=True)
-  front = filters.frontier_points(const, FRONTIER)
-  fit = solver.fit(form, front['x'], front['error'])
-  boot = bootstrap.resample_runs(
-      fit, const['x'], const['error'], const['run_id'], n_boot, seed, frontier.pareto_naive
+def fit_procedure(points, procedure, largest, form, n_boot, seed) -> procedure_lib.ProcedureFit:
+  """The law of a procedure's constant-LR points, with its largest model held out."""
+  const = points[filters.is_constant(points)]
+  fitted = procedure_lib.fit_procedure(
+      const, where=dict(arch=procedure), frontier=FRONTIER, form=form, bootstrap=n_boot, seed=seed
   )
-  return ProcedureFit(procedure, const, front, fit, boot, _held_out(const, front, largest, form))
+  # No fixed threshold: the law is fitted on every frontier point, and the check is a fit of
+  # its own below the compute that the smaller models reach.
+  held_out = _held_out(fitted.points, fitted.frontier, largest, form)
+  return dataclasses.replace(fitted, held_out=held_out)
 
 
 def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot: int, figures: str):
@@ -128,17 +120,7 @@ def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot:
     path = os.path.join(figures, f'{slug}.png')
     crossings = [p['crossover']['point'] for p in pairs if p['crossover']['point'] is not None]
     plot.figure(
-        [
-            plot.Curve(
-                f.procedure,
-                (f.points['x'].to_numpy(), f.points['error'].to_numpy()),
-                (f.frontier['x'].to_numpy(), f.frontier['error'].to_numpy()),
-                f.fit,
-                f.boot,
-                f.held_out,
-            )
-            for f in fits.values()
-        ],
+        [f.curve() for f in fits.values()],
         path,
         title=f'{task} ({description})',
         ylabel=f'error = 1 - {metric}',
