@@ -10,7 +10,7 @@ def make(arch: str, preset: str):
   """`preset` is a zoo name of family `arch`, the same without the family prefix
   (`mammut_ViT-B-32` or `ViT-B-32` for MaMMUT), or `tiny`."""
   config = base_config()
-  prefix = '' if arch == 'clip' else f'{arch}_'
+  prefix = models.ARCHS[arch].prefix
   if preset == 'tiny':
     return tiny(config, f'{prefix}tiny-2')
   name = preset if preset.startswith(prefix) else f'{prefix}{preset}'
@@ -29,11 +29,8 @@ def for_model(name: str):
   return make(models.get_config(name).arch, name)
 
 
-# Peak learning rate of each tiny model, tuned on the synthetic world: constant LR, batch 32,
-# 8k samples, the lowest contrastive training loss over the last fifth among 2.5e-4 ... 4e-3.
-# Larger models want smaller rates; one rate for all made the larger ones learn slowest
-# (tiny-4 ended at loss 3.24 at 2e-3 and at 2.45 at 5e-4), which turns a scaling study upside
-# down. tiny-5 was not swept (it gets tiny-4's rate), nor CLIMP (it keeps 2e-3).
+# Peak learning rate of each tiny model, tuned on the synthetic world: larger models want smaller
+# rates, and one rate for all turns a scaling study upside down (experiments/mini_study/NOTES.md).
 TINY_LR = {
     'tiny-1': 2e-3,
     'tiny-2': 1e-3,

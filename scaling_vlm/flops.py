@@ -26,8 +26,10 @@ not model FLOPs, so they lower the MFU rather than inflate it.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-from scaling_vlm.models.config import ModelConfig, SSMConfig
+if TYPE_CHECKING:  # the architecture specs (models/archs.py) import this module
+  from scaling_vlm.models.config import ModelConfig, SSMConfig
 
 
 def _block_macs(width: int, mlp_width: int, mlp: bool = True) -> int:
@@ -124,11 +126,17 @@ def climp_counts(config: ModelConfig) -> Counts:
   return vision + text
 
 
+def clip_counts(config: ModelConfig) -> Counts:
+  return vision_counts(config) + clip_text_counts(config)
+
+
+def mammut_counts(config: ModelConfig) -> Counts:
+  return vision_counts(config) + mammut_decoder_counts(config)
+
+
 def forward_counts(config: ModelConfig) -> Counts:
-  if config.arch == 'climp':
-    return climp_counts(config)
-  text = clip_text_counts(config) if config.arch == 'clip' else mammut_decoder_counts(config)
-  return vision_counts(config) + text
+  """One forward pass, counted by the model's architecture (`ModelConfig.spec`)."""
+  return config.spec.counts(config)
 
 
 def forward_flops(config: ModelConfig) -> int:

@@ -24,8 +24,8 @@ def describe(config: ModelConfig) -> dict:
   # Scanned layers trace once per tower: same parameter count, much faster to evaluate.
   params = models.count_params(models.abstract(config.replace(scan_layers=True)))
   v, t = config.vision, config.text
-  # CLIMP has no attention heads: its towers are width/layers only.
-  heads = (lambda tower: '') if config.arch == 'climp' else (lambda tower: f'/{tower.heads}')
+  # Towers without attention (CLIMP's) have no heads: width/layers only.
+  heads = (lambda tower: f'/{tower.heads}') if config.spec.attention else (lambda tower: '')
   return {
       'name': config.name,
       'arch': config.arch,
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
   )
   parser.add_argument('--json', action='store_true', help='print a JSON list instead of a table')
   parser.add_argument('--filter', default='*', help='shell-style pattern on model names')
-  parser.add_argument('--arch', choices=sorted(models.ARCH_CLASSES), help='only this family')
+  parser.add_argument('--arch', choices=sorted(models.ARCHS), help='only this family')
   args = parser.parse_args(argv)
   names = [n for n in models.model_names(args.arch) if fnmatch.fnmatch(n, args.filter)]
   if not names:

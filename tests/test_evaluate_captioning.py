@@ -32,5 +32,5 @@ def test_caption_loss_perplexity_and_samples():
 
 def test_captioning_a_clip_model_is_an_error():
   source = synthetic.SyntheticWorld(seed=0, image_size=64, split='val', size=2)
-  with pytest.raises(TypeError, match='captioning needs a MaMMUT'):
+  with pytest.raises(TypeError, match='captioning needs a model that captions'):
     captioning.evaluate(models.build('tiny-1'), TOKENIZER, source, 64)

@@ -38,7 +38,7 @@ def names_folder(path, classnames):
 
 
 def test_cifar10_with_the_carried_names_and_templates_end_to_end(mock_tfds):
-  (task,) = tasks.make_tasks(['tfds:cifar10'], 'clip', 64, 8)
+  (task,) = tasks.make_tasks(['tfds:cifar10'], 64, 8)
   assert task.name == 'cifar10' and task.kind == tasks.ZERO_SHOT
   data = task.data
   assert data.classnames == classnames.classnames('cifar10') and data.classnames[1] == 'automobile'
@@ -53,7 +53,7 @@ def test_cifar10_with_the_carried_names_and_templates_end_to_end(mock_tfds):
 
 
 def test_imagenet2012_is_imagenet1k_on_its_validation_split(mock_tfds):
-  (task,) = tasks.make_tasks(['tfds:imagenet2012'], 'clip', 64, 8)
+  (task,) = tasks.make_tasks(['tfds:imagenet2012'], 64, 8)
   assert task.name == 'imagenet1k'
   assert task.data.classnames == classnames.classnames('imagenet1k')
   assert len(task.data.templates) == 80
@@ -75,7 +75,7 @@ def test_imagenet_a_labels_outside_its_200_classes_are_an_error(mock_tfds):
 
 
 def test_a_folder_s_class_names_replace_the_carried_ones(tmp_path, mock_tfds):
-  (task,) = tasks.make_tasks([f'tfds:cifar10/test={names_folder(tmp_path, NAMES)}'], 'clip', 64, 8)
+  (task,) = tasks.make_tasks([f'tfds:cifar10/test={names_folder(tmp_path, NAMES)}'], 64, 8)
   assert task.name == 'cifar10' and task.data.classnames == NAMES
   tokenizer = tokenizers.WordTokenizer(synthetic.VOCABULARY, 32)
   out = zero_shot.evaluate(models.build('tiny-1'), tokenizer, task.data, 64, batch_size=8)
@@ -164,7 +164,7 @@ def coco_dir(tmp_path_factory):
 
 def test_coco_captions_retrieval_from_prepared_files(coco_dir, monkeypatch):
   monkeypatch.setenv('TFDS_DATA_DIR', coco_dir)
-  (task,) = tasks.make_tasks(['tfds:coco_captions'], 'clip', 64, 8)
+  (task,) = tasks.make_tasks(['tfds:coco_captions'], 64, 8)
   assert task.name == 'mscoco_captions' and task.kind == tasks.RETRIEVAL
   source = task.data
   assert len(source) == 6
@@ -182,5 +182,5 @@ def test_coco_captions_not_prepared_names_the_fixes(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match=r'file_format=array_record.*retrieval:NAME=FOLDER'):
     tfds_tasks.retrieval_source('coco_captions')
   with pytest.raises(ValueError, match='a retrieval dataset takes no =FOLDER'):
-    tasks.make_tasks([f'tfds:coco_captions={tmp_path}'], 'clip', 64, 8)
+    tasks.make_tasks([f'tfds:coco_captions={tmp_path}'], 64, 8)
   assert not os.listdir(tmp_path)

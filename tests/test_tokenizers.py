@@ -4,9 +4,12 @@ import gzip
 import pickle
 
 import numpy as np
+import ml_collections
 import pytest
 
-from scaling_vlm.data.tokenizers import ClipTokenizer, WordTokenizer, make_tokenizer
+from scaling_vlm.data import sources
+from scaling_vlm.data.tokenizers import ClipTokenizer, WordTokenizer
+from scaling_vlm.models.config import TextConfig
 
 # Merges in rank order. 'l o</w>' ranks below 'l l', so 'hello' must merge 'll' first.
 MERGES = [
@@ -151,11 +154,17 @@ def test_word_errors():
     WordTokenizer(['Red'])
 
 
-def test_make_tokenizer(tmp_path):
+def test_make_tokenizer_by_config_name(tmp_path):
   path = _write_merges(tmp_path / 'merges.txt.gz', MERGES)
-  assert make_tokenizer('clip_bpe', bpe_path=path, context_length=5)('hello').shape == (1, 5)
-  assert make_tokenizer('word', vocabulary=WORDS, context_length=6)('a cube').shape == (1, 6)
-  with pytest.raises(ValueError, match="'spm'.*clip_bpe.*word"):
-    make_tokenizer('spm', context_length=77)
+  bpe_ids = ClipTokenizer(path, 5).vocab_size
+  data = ml_collections.ConfigDict(dict(tokenizer='clip_bpe', bpe_path=str(path), seed=0))
+  text = TextConfig(32, 1, 1, context_length=5, vocab_size=bpe_ids)
+  assert sources.make_tokenizer(data, text)('hello').shape == (1, 5)
+  data.tokenizer = 'word'
+  assert sources.make_tokenizer(data, text)('a red cube').shape == (1, 5)
+  data.tokenizer = 'spm'
+  with pytest.raises(ValueError, match="data.tokenizer='spm'.*word.*clip_bpe"):
+    sources.make_tokenizer(data, text)
+  data.tokenizer, data.bpe_path = 'clip_bpe', ''
   with pytest.raises(ValueError, match='bpe_path'):
-    make_tokenizer('clip_bpe', context_length=77)
+    sources.make_tokenizer(data, text)

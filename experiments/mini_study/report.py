@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from scaling_vlm.models import archs
+
 
 def _law(fit) -> str:
   p = fit.params
@@ -70,9 +72,6 @@ def verdict(entry: dict) -> list[str]:
   return lines
 
 
-NAMES = {'clip': 'CLIP', 'mammut': 'MaMMUT', 'climp': 'CLIMP'}
-
-
 def write(
     path: str,
     procedures,
@@ -83,7 +82,7 @@ def write(
     budget,
     learning_curves: str,
 ) -> None:
-  compared = ' vs '.join(NAMES[p] for p in procedures)
+  compared = ' vs '.join(archs.ARCHS[p].title for p in procedures)
   out = [f'# Mini study: {compared} on the synthetic world', '']
   out += [
       f'{len(runs)} runs on the synthetic world at batch {budget.global_batch} (listed at the '

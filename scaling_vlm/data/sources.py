@@ -1,36 +1,62 @@
-"""The source and tokenizer a run's `data` config names."""
+"""The source and tokenizer a run's `data` config names: one registry of factories each."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 from scaling_vlm.data import synthetic, tokenizers
 from scaling_vlm.data.arrayrecord import ArrayRecordSource
 from scaling_vlm.data.wds import WdsSource
 from scaling_vlm.models.config import TextConfig
 
-SOURCES = ('synthetic', 'wds', 'arrayrecord')
+# `data.source` -> (data config, image size, split) -> a grain random-access source. Shards
+# have no split: a run names the shards of the split it reads.
+SOURCES: dict[str, Callable] = {
+    'synthetic': lambda data, image_size, split: synthetic.SyntheticWorld(
+        seed=data.seed, image_size=image_size, split=split
+    ),
+    'wds': lambda data, image_size, split: WdsSource(
+        data.shards, cache_dir=data.cache_dir or None, strict=data.strict
+    ),
+    'arrayrecord': lambda data, image_size, split: ArrayRecordSource(
+        data.shards, strict=data.strict
+    ),
+}
+
+
+def _clip_bpe(data, text: TextConfig) -> tokenizers.ClipTokenizer:
+  if not data.bpe_path:
+    raise ValueError(
+        "data.tokenizer='clip_bpe' needs data.bpe_path: the merges file "
+        '(bpe_simple_vocab_16e6.txt.gz)'
+    )
+  return tokenizers.ClipTokenizer(data.bpe_path, text.context_length)
+
+
+# `data.tokenizer` -> (data config, text tower) -> a tokenizer.
+TOKENIZERS: dict[str, Callable] = {
+    # The synthetic world's words, with ids spread over the model's vocabulary.
+    'word': lambda data, text: tokenizers.WordTokenizer(
+        synthetic.VOCABULARY, text.context_length, vocab_size=text.vocab_size
+    ),
+    'clip_bpe': _clip_bpe,
+}
+
+
+def _lookup(registry: dict[str, Callable], key: str, value: str) -> Callable:
+  if value not in registry:
+    raise ValueError(f'{key}={value!r} is not allowed; choose one of {list(registry)}.')
+  return registry[value]
 
 
 def make_source(data, image_size: int, split: str = 'train'):
   """A grain random-access source: the synthetic world, or wds / ArrayRecord shards."""
-  if data.source == 'synthetic':
-    return synthetic.SyntheticWorld(seed=data.seed, image_size=image_size, split=split)
-  if data.source == 'wds':
-    return WdsSource(data.shards, cache_dir=data.cache_dir or None, strict=data.strict)
-  if data.source == 'arrayrecord':
-    return ArrayRecordSource(data.shards, strict=data.strict)
-  raise ValueError(f'data.source={data.source!r} is not allowed; choose one of {list(SOURCES)}.')
+  return _lookup(SOURCES, 'data.source', data.source)(data, image_size, split)
 
 
 def make_tokenizer(data, text: TextConfig) -> tokenizers.ClipTokenizer | tokenizers.WordTokenizer:
   """The tokenizer for the model's text tower; its ids must fit the model's vocabulary."""
-  if data.tokenizer == 'word':
-    tokenizer = tokenizers.WordTokenizer(
-        synthetic.VOCABULARY, text.context_length, vocab_size=text.vocab_size
-    )
-  else:
-    tokenizer = tokenizers.make_tokenizer(
-        data.tokenizer, bpe_path=data.bpe_path or None, context_length=text.context_length
-    )
+  tokenizer = _lookup(TOKENIZERS, 'data.tokenizer', data.tokenizer)(data, text)
   if tokenizer.vocab_size != text.vocab_size:
     raise ValueError(
         f'data.tokenizer={data.tokenizer!r} has {tokenizer.vocab_size} ids but the model '

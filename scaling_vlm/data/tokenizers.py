@@ -21,8 +21,6 @@ import ftfy
 import numpy as np
 import regex
 
-TOKENIZER_KINDS = ('clip_bpe', 'word')
-
 # open_clip's `SimpleTokenizer` keeps the first 49152 - 256 - 2 merges of the 16e6 file, which
 # makes a vocabulary of exactly 49408 ids (256 bytes, 256 end-of-word bytes, merges, SOT, EOT).
 _MAX_MERGES = 49152 - 256 - 2
@@ -267,26 +265,3 @@ class WordTokenizer(_Tokenizer):
       is_mark = len(word) == 1 and not word.isalnum()
       text += word if not text or is_mark else ' ' + word
     return text
-
-
-def make_tokenizer(
-    kind: str,
-    *,
-    bpe_path: str | os.PathLike | None = None,
-    vocabulary: Sequence[str] | None = None,
-    context_length: int,
-) -> ClipTokenizer | WordTokenizer:
-  """The tokenizer a data config names: 'clip_bpe' (needs `bpe_path`) or 'word' (needs
-  `vocabulary`)."""
-  if kind == 'clip_bpe':
-    if bpe_path is None:
-      raise ValueError(
-          "tokenizer 'clip_bpe' needs bpe_path: the config must name the merges file "
-          '(bpe_simple_vocab_16e6.txt.gz)'
-      )
-    return ClipTokenizer(bpe_path, context_length)
-  if kind == 'word':
-    if vocabulary is None:
-      raise ValueError("tokenizer 'word' needs a vocabulary")
-    return WordTokenizer(vocabulary, context_length)
-  raise ValueError(f'unknown tokenizer kind {kind!r}; choose one of {TOKENIZER_KINDS}')

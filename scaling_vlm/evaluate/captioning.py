@@ -1,4 +1,5 @@
-"""MaMMUT captioning: caption loss and perplexity on held-out pairs, and greedy captions.
+"""Captioning, for models whose architecture captions (MaMMUT): caption loss and perplexity on
+held-out pairs, and greedy captions.
 
 The loss is the training objective's (token cross-entropy ignoring pad), averaged over every
 token of the held-out set rather than per batch, so it does not depend on the batch size;
@@ -15,7 +16,7 @@ from flax import nnx
 
 from scaling_vlm.data import transforms
 from scaling_vlm.evaluate.embeddings import Tokenizer, eval_image, pad_rows, to_device
-from scaling_vlm.models import MaMMUT, generate
+from scaling_vlm.models import generate
 from scaling_vlm.train import losses
 
 
@@ -33,8 +34,8 @@ def evaluate(
 ) -> tuple[dict[str, float], list[dict[str, str]]]:
   """Caption loss and perplexity over `source` (records with 'caption'), and the greedy
   captions of its first `samples` images beside their references."""
-  if not isinstance(model, MaMMUT):
-    raise TypeError(f'captioning needs a MaMMUT model, not a {type(model).__name__}')
+  if not model.config.spec.captions:
+    raise TypeError(f'captioning needs a model that captions, not a {model.config.arch} model')
   total, count = 0.0, 0
   for start in range(0, len(source), batch_size):
     records = [source[i] for i in range(start, min(start + batch_size, len(source)))]

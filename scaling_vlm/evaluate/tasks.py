@@ -1,7 +1,7 @@
 """The evaluation tasks a checkpoint is scored on, named on the command line.
 
     synthetic              the synthetic world's tasks: zero-shot shape, colour, count and
-                           shape_colour, retrieval, and (MaMMUT) captioning
+                           shape_colour, retrieval, and captioning (models that caption)
     synthetic/shape ...    one of them
     zeroshot:NAME=FOLDER   a clip_benchmark classification folder (see benchmark_wds)
     retrieval:NAME=FOLDER  a clip_benchmark / MS-COCO-style retrieval folder
@@ -78,8 +78,9 @@ def _synthetic_set(task: str, image_size: int, size: int) -> Any:
   return _preload(data, ZERO_SHOT, image_size)
 
 
-def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
-  """The synthetic tasks `name` ('synthetic' or 'synthetic/<task>') stands for."""
+def _synthetic(name: str, image_size: int, size: int, captions: bool) -> list[Task]:
+  """The synthetic tasks `name` ('synthetic' or 'synthetic/<task>') stands for; all of
+  'synthetic' includes captioning for a model that captions."""
   task = name.partition('/')[2]
   tasks = [
       Task(f'synthetic/{t}', ZERO_SHOT, functools.partial(_synthetic_set, t, image_size, size))
@@ -92,7 +93,7 @@ def _synthetic(name: str, arch: str, image_size: int, size: int) -> list[Task]:
           functools.partial(_synthetic_set, 'retrieval', image_size, size),
       )
   )
-  if task == 'captioning' or (not task and arch == 'mammut'):
+  if task == 'captioning' or (not task and captions):
     tasks.append(
         Task(
             'synthetic/captioning',
@@ -121,12 +122,15 @@ def _tfds(spec: str) -> Task:
   return Task(dataset.task, RETRIEVAL, functools.partial(tfds_tasks.retrieval_source, dataset))
 
 
-def make_tasks(specs: list[str], arch: str, image_size: int, synthetic_size: int) -> list[Task]:
-  """Tasks from command-line specs (see the module docstring), in order, without repeats."""
+def make_tasks(
+    specs: list[str], image_size: int, synthetic_size: int, *, captions: bool = False
+) -> list[Task]:
+  """Tasks from command-line specs (see the module docstring), in order, without repeats;
+  `captions`: the model has a captioning head (`Arch.captions`)."""
   tasks: dict[str, Task] = {}
   for spec in specs:
     if spec == 'synthetic' or spec.startswith('synthetic/'):
-      new = _synthetic(spec, arch, image_size, synthetic_size)
+      new = _synthetic(spec, image_size, synthetic_size, captions)
     elif spec.startswith(('zeroshot:', 'retrieval:')) and '=' in spec:
       kind, _, rest = spec.partition(':')
       name, _, folder = rest.partition('=')

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from scaling_vlm.models import archs
 
-ARCHS = ('clip', 'mammut', 'climp')
 DTYPES = ('float32', 'bfloat16')
 ATTENTION_IMPLS = (None, 'xla', 'cudnn')
 REMAT_POLICIES = ('none', 'full', 'dots')
@@ -100,11 +99,11 @@ TEXT_SSM = SSMConfig(expand=2, conv=4, directions=TEXT_DIRECTIONS)
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """One zoo entry. `arch` picks the family; the MaMMUT fields are ignored by CLIP, the SSM
-  fields by everything but CLIMP (which also ignores `heads`)."""
+  """One zoo entry. `arch` picks the family (`spec`); the MaMMUT fields are ignored by CLIP,
+  the SSM fields by everything but CLIMP (which also ignores `heads`)."""
 
   name: str
-  arch: Literal['clip', 'mammut', 'climp']
+  arch: str  # a key of archs.ARCHS
   embed_dim: int
   vision: VisionConfig
   text: TextConfig
@@ -124,10 +123,10 @@ class ModelConfig:
   remat: str = 'none'
 
   def __post_init__(self):
-    _check_choice('arch', self.arch, ARCHS)
-    _check_choice('dtype', self.dtype, DTYPES)
-    _check_choice('attention_impl', self.attention_impl, ATTENTION_IMPLS)
-    _check_choice('remat', self.remat, REMAT_POLICIES)
+    check_choice('arch', self.arch, archs.ARCHS)
+    check_choice('dtype', self.dtype, DTYPES)
+    check_choice('attention_impl', self.attention_impl, ATTENTION_IMPLS)
+    check_choice('remat', self.remat, REMAT_POLICIES)
     v, t = self.vision, self.text
     if v.image_size % v.patch_size:
       raise ValueError(
@@ -143,48 +142,16 @@ class ModelConfig:
         )
     if t.vocab_size < 3:
       raise ValueError(f'{self.name}: vocab_size {t.vocab_size} must be >= 3 (pad, SOT, EOT).')
-    if self.arch == 'mammut':
-      if self.cross_attn_ratio < 1 or t.layers % self.cross_attn_ratio:
-        raise ValueError(
-            f'{self.name}: text layers {t.layers} must be a multiple of cross_attn_ratio '
-            f'{self.cross_attn_ratio} (>= 1).'
-        )
-      if self.embed_dim != t.width:
-        raise ValueError(
-            f'{self.name}: MaMMUT has no text projection, so embed_dim '
-            f'{self.embed_dim} must equal the text width {t.width}.'
-        )
+    self.spec.check(self)
 
-    if self.arch == 'climp':
-      self._check_ssm()
-
-  def _check_ssm(self) -> None:
-    for tower, ssm, allowed in (
-        ('vision_ssm', self.vision_ssm, VISION_DIRECTIONS),
-        ('text_ssm', self.text_ssm, TEXT_DIRECTIONS),
-    ):
-      _check_choice(f'{tower}.scan_impl', ssm.scan_impl, SCAN_IMPLS)
-      for field in ('expand', 'state', 'conv', 'chunk'):
-        if getattr(ssm, field) < 1:
-          raise ValueError(f'{self.name}: {tower}.{field}={getattr(ssm, field)} must be >= 1.')
-      directions = tuple(ssm.directions)
-      if not directions or len(set(directions)) != len(directions):
-        raise ValueError(
-            f'{self.name}: {tower}.directions={directions!r} must be a non-empty tuple of '
-            f'distinct names from {list(allowed)}.'
-        )
-      for direction in directions:
-        if direction not in allowed:
-          hint = ' (the text tower is causal)' if tower == 'text_ssm' else ''
-          raise ValueError(
-              f'{self.name}: scan direction {direction!r} is not allowed in {tower}{hint}; '
-              f'choose from {list(allowed)}.'
-          )
+  @property
+  def spec(self) -> archs.Arch:
+    """What its family is: model class, FLOP counter, pooling, loss terms."""
+    return archs.ARCHS[self.arch]
 
   @property
   def pooling(self) -> str:
-    """Image pooling: CLIP reads the class token, MaMMUT and CLIMP average all tokens."""
-    return 'cls' if self.arch == 'clip' else 'mean'
+    return self.spec.pooling
 
   def replace(self, **overrides) -> ModelConfig:
     """Returns a copy with top-level or `vision.x` / `text.x` / `vision_ssm.x` / `text_ssm.x`
@@ -213,6 +180,6 @@ class ModelConfig:
     return dataclasses.replace(self, **top)
 
 
-def _check_choice(key: str, value, choices) -> None:
+def check_choice(key: str, value, choices) -> None:
   if value not in choices:
     raise ValueError(f'{key}={value!r} is not allowed; choose one of {list(choices)}.')

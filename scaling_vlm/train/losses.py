@@ -1,4 +1,7 @@
-"""Contrastive (CLIP softmax / SigLIP sigmoid) and captioning losses.
+"""The training loss and its terms: contrastive (CLIP softmax / SigLIP sigmoid) and captioning.
+
+Both step paths (whole batch, and micro-batches in `step.loss_and_grads`) build the loss from
+the same terms with the same weights: `weighted_sum` and `loss_metrics`.
 
 The contrastive losses are defined over the global batch but never materialise the
 global B x B logits on one device: under a mesh each device all-gathers the embeddings
@@ -18,8 +21,6 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from scaling_vlm.sharding import BATCH_AXES
-
-CONTRASTIVE_LOSSES = ('softmax', 'sigmoid')
 
 # local_sum(img_rows, txt_rows, all_img, all_txt, row_offset, *scalars) -> the loss
 # summed over this shard's rows; row_offset is the global index of its first row.
@@ -143,23 +144,76 @@ def caption_loss(
   return jnp.where(mask, ce, 0.0).sum() / jnp.maximum(count, 1), count
 
 
+def _softmax_term(outputs: dict[str, jax.Array], mesh: Mesh | None) -> jax.Array:
+  return contrastive_loss(
+      outputs['image_emb'], outputs['text_emb'], outputs['logit_scale'], mesh=mesh
+  )
+
+
+def _sigmoid_term(outputs: dict[str, jax.Array], mesh: Mesh | None) -> jax.Array:
+  if 'logit_bias' not in outputs:
+    raise ValueError(
+        "contrastive='sigmoid' needs outputs['logit_bias'], " 'but the model did not return one'
+    )
+  return sigmoid_loss(
+      outputs['image_emb'],
+      outputs['text_emb'],
+      outputs['logit_scale'],
+      outputs['logit_bias'],
+      mesh=mesh,
+  )
+
+
+# The contrastive losses by name (`loss.contrastive`): (model outputs, mesh) -> the loss.
+CONTRASTIVE_TERMS = {'softmax': _softmax_term, 'sigmoid': _sigmoid_term}
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
   """How the contrastive and captioning terms are chosen and weighted."""
 
-  contrastive: str = 'softmax'  # 'softmax' (CLIP) | 'sigmoid' (SigLIP)
+  contrastive: str = 'softmax'  # a key of CONTRASTIVE_TERMS: 'softmax' (CLIP) | 'sigmoid'
   contrastive_weight: float = 1.0
   caption_weight: float = 2.0  # MaMMUT: loss = 1.0 * contrastive + 2.0 * caption
   pad_id: int = 0
 
   def __post_init__(self) -> None:
-    if self.contrastive not in CONTRASTIVE_LOSSES:
+    if self.contrastive not in CONTRASTIVE_TERMS:
       raise ValueError(
-          f'LossConfig.contrastive={self.contrastive!r}; expected one of {CONTRASTIVE_LOSSES}'
+          f'LossConfig.contrastive={self.contrastive!r}; expected one of '
+          f'{tuple(CONTRASTIVE_TERMS)}'
       )
     for name in ('contrastive_weight', 'caption_weight'):
       if getattr(self, name) < 0:
         raise ValueError(f'LossConfig.{name} must be >= 0, ' f'got {getattr(self, name)}')
+
+  def weight(self, term: str) -> float:
+    return {'contrastive': self.contrastive_weight, 'caption': self.caption_weight}[term]
+
+
+def contrastive_term(
+    outputs: dict[str, jax.Array], config: LossConfig, *, mesh: Mesh | None = None
+) -> jax.Array:
+  """The global-batch contrastive loss `config.contrastive` names."""
+  return CONTRASTIVE_TERMS[config.contrastive](outputs, mesh)
+
+
+def weighted_sum(terms: dict[str, jax.Array], config: LossConfig) -> jax.Array:
+  """The training loss from its terms ('contrastive', and 'caption' for a model that
+  captions: `Arch.loss_terms`), each times its weight."""
+  return sum(config.weight(name) * value for name, value in terms.items())
+
+
+def loss_metrics(
+    terms: dict[str, jax.Array], logit_scale: jax.Array, config: LossConfig
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(loss, metrics): the weighted sum, each term as `<term>_loss`, and the logit scale
+  itself, exp(log scale)."""
+  loss = weighted_sum(terms, config)
+  metrics = {f'{name}_loss': value for name, value in terms.items()}
+  metrics['logit_scale'] = jnp.exp(jnp.asarray(logit_scale, jnp.float32))
+  metrics['loss'] = loss
+  return loss, metrics
 
 
 def total_loss(
@@ -173,26 +227,11 @@ def total_loss(
 
   outputs: 'image_emb', 'text_emb', 'logit_scale' (log scale), 'logit_bias' (sigmoid
   only) and optionally 'caption_logits' (B, T-1, V) predicting tokens[:, 1:].
-  Returns (loss, metrics); metrics['logit_scale'] is the scale itself, exp(log scale).
+  Returns (loss, metrics) as `loss_metrics`.
   """
-  image_emb, text_emb = outputs['image_emb'], outputs['text_emb']
-  logit_scale = outputs['logit_scale']
-  if config.contrastive == 'softmax':
-    contrastive = contrastive_loss(image_emb, text_emb, logit_scale, mesh=mesh)
-  else:
-    if 'logit_bias' not in outputs:
-      raise ValueError(
-          "contrastive='sigmoid' needs outputs['logit_bias'], " 'but the model did not return one'
-      )
-    contrastive = sigmoid_loss(image_emb, text_emb, logit_scale, outputs['logit_bias'], mesh=mesh)
-  loss = config.contrastive_weight * contrastive
-  metrics = {
-      'contrastive_loss': contrastive,
-      'logit_scale': jnp.exp(jnp.asarray(logit_scale, jnp.float32)),
-  }
+  terms = {'contrastive': contrastive_term(outputs, config, mesh=mesh)}
   if 'caption_logits' in outputs:
-    caption, _ = caption_loss(outputs['caption_logits'], tokens[:, 1:], pad_id=config.pad_id)
-    loss = loss + config.caption_weight * caption
-    metrics['caption_loss'] = caption
-  metrics['loss'] = loss
-  return loss, metrics
+    terms['caption'] = caption_loss(
+        outputs['caption_logits'], tokens[:, 1:], pad_id=config.pad_id
+    )[0]
+  return loss_metrics(terms, outputs['logit_scale'], config)

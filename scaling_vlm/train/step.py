@@ -135,6 +135,7 @@ def loss_and_grads(
     return metrics, grads
   k = micro_batches
   micro = jax.tree.map(lambda x: _split(x, k, mesh), batch)
+  captions = nnx.merge(graphdef, params).config.spec.captions
 
   # Pass 1: every micro-batch's embeddings, without gradients.
   def embed(mb):
@@ -147,9 +148,7 @@ def loss_and_grads(
   # The global contrastive loss, and its gradient with respect to the embeddings and scales.
   def contrastive(image_emb, text_emb, scales):
     outputs = {'image_emb': image_emb, 'text_emb': text_emb, **scales}
-    return losses.total_loss(outputs, batch['tokens'], loss_config, mesh=mesh)[1][
-        'contrastive_loss'
-    ]
+    return losses.contrastive_term(outputs, loss_config, mesh=mesh)
 
   contrastive_loss, (d_image, d_text, d_scales) = jax.value_and_grad(contrastive, (0, 1, 2))(
       image_emb, text_emb, scales
@@ -160,18 +159,19 @@ def loss_and_grads(
 
   # Pass 2: back-propagate through each micro-batch. The surrogate's gradient is the true
   # one: embeddings enter linearly with their global gradient, the caption loss as its share
-  # of the batch's token sum, and the logit scales once.
+  # of the batch's token sum, and the logit scales once; the terms are weighted as the loss
+  # weights them.
   def surrogate(params, mb, d_image, d_text, first):
     outputs = nnx.merge(graphdef, params)(mb['images'], mb['tokens'])
-    loss = jnp.sum(outputs['image_emb'] * d_image) + jnp.sum(outputs['text_emb'] * d_text)
-    loss += first * sum(jnp.sum(outputs[name] * d) for name, d in d_scales.items())
-    loss *= loss_config.contrastive_weight
+    linear = jnp.sum(outputs['image_emb'] * d_image) + jnp.sum(outputs['text_emb'] * d_text)
+    linear += first * sum(jnp.sum(outputs[name] * d) for name, d in d_scales.items())
+    terms = {'contrastive': linear}
     caption_sum = jnp.zeros(())
-    if 'caption_logits' in outputs:
+    if captions:
       mean, count = losses.caption_loss(outputs['caption_logits'], mb['tokens'][:, 1:], pad_id=pad)
       caption_sum = mean * count
-      loss += loss_config.caption_weight * caption_sum / caption_tokens
-    return loss, caption_sum
+      terms['caption'] = caption_sum / caption_tokens
+    return losses.weighted_sum(terms, loss_config), caption_sum
 
   def accumulate(carry, xs):
     grads, caption_sum = carry
@@ -183,13 +183,10 @@ def loss_and_grads(
 
   zero = (jax.tree.map(jnp.zeros_like, params), jnp.zeros(()))
   (grads, caption_sum), _ = jax.lax.scan(accumulate, zero, (micro, d_image, d_text, jnp.arange(k)))
-  metrics = {'logit_scale': jnp.exp(scales['logit_scale']), 'contrastive_loss': contrastive_loss}
-  loss = loss_config.contrastive_weight * contrastive_loss
-  if nnx.merge(graphdef, params).config.arch == 'mammut':
-    metrics['caption_loss'] = caption_sum / caption_tokens
-    loss = loss + loss_config.caption_weight * metrics['caption_loss']
-  metrics['loss'] = loss
-  return metrics, grads
+  terms = {'contrastive': contrastive_loss}
+  if captions:
+    terms['caption'] = caption_sum / caption_tokens
+  return losses.loss_metrics(terms, scales['logit_scale'], loss_config)[1], grads
 
 
 def _split(x: jax.Array, k: int, mesh: Mesh | None) -> jax.Array:
