@@ -15,8 +15,8 @@ import os
 import sys
 
 from scaling_vlm.evaluate import __main__ as evaluate_cli
-from scaling_vlm.evaluate import mesh, results, tasks
-from scaling_vlm.train.trainer import CONFIG_FILE
+from scaling_vlm import run
+from scaling_vlm.evaluate import mesh, tasks
 
 
 def run_dirs(sweep_dir: str) -> list[str]:
@@ -25,7 +25,7 @@ def run_dirs(sweep_dir: str) -> list[str]:
     raise ValueError(f'{sweep_dir!r} is not a directory.')
   names = sorted(os.listdir(sweep_dir))
   dirs = [os.path.join(sweep_dir, n) for n in names]
-  return [d for d in dirs if os.path.isfile(os.path.join(d, CONFIG_FILE))]
+  return [d for d in dirs if run.Workdir(d).has_config()]
 
 
 def merge(workdirs: list[str], out: str) -> int:
@@ -33,16 +33,18 @@ def merge(workdirs: list[str], out: str) -> int:
   rows = 0
   tmp = f'{out}.tmp'
   with open(tmp, 'w', newline='') as file:
-    writer = csv.DictWriter(file, results.COLUMNS)
+    writer = csv.DictWriter(file, run.RESULT_COLUMNS)
     writer.writeheader()
     for workdir in workdirs:
-      path = os.path.join(workdir, results.RESULTS_FILE)
+      path = run.Workdir(workdir).results
       if not os.path.exists(path):
         continue
       with open(path, newline='') as run_file:
         reader = csv.DictReader(run_file)
-        if tuple(reader.fieldnames or ()) != results.COLUMNS:
-          raise ValueError(f'{path} has columns {reader.fieldnames}, not {list(results.COLUMNS)}.')
+        if tuple(reader.fieldnames or ()) != run.RESULT_COLUMNS:
+          raise ValueError(
+              f'{path} has columns {reader.fieldnames}, not {list(run.RESULT_COLUMNS)}.'
+          )
         for row in reader:
           writer.writerow(row)
           rows += 1
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f'error: {error}', file=sys.stderr)
     return 2
   if not workdirs:
-    print(f'error: {args.sweep_dir} holds no training runs (folders with {CONFIG_FILE}).')
+    print(f'error: {args.sweep_dir} holds no training runs (folders with a config.json).')
     return 2
   status = 0
   if not args.no_eval:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             args.mesh,
         ]
     )
-  out = args.out or os.path.join(args.sweep_dir, results.RESULTS_FILE)
+  out = args.out or run.Workdir(args.sweep_dir).results
   rows = merge(workdirs, out)
   print(f'{rows} rows from {len(workdirs)} runs -> {out}')
   return status

@@ -21,6 +21,7 @@ import sys
 import time
 
 from experiments import workdirs
+from scaling_vlm.run import Workdir
 from experiments.sweep import REPO
 from scaling_vlm.train import trainer
 
@@ -90,7 +91,7 @@ def launch(
     if state == workdirs.DONE:
       outcomes[p.name] = Outcome(p.name, SKIPPED, 'already finished')
     elif state == workdirs.CONFLICT:
-      keys = ', '.join(workdirs.conflicts(workdir[p.name], p.config))
+      keys = ', '.join(Workdir(workdir[p.name]).config_conflicts(p.config))
       outcomes[p.name] = Outcome(
           p.name, CONFLICT, f'{workdir[p.name]} holds a run with another config ({keys})'
       )
@@ -132,7 +133,7 @@ def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, 
     if parent:
       # The parent's workdir even when --only left the parent out of this launch.
       parent_dir = os.path.join(os.path.dirname(workdir[p.name]), parent)
-      if not workdirs.has_checkpoint(parent_dir, p.start_samples, p.plan.global_batch):
+      if p.start_samples // p.plan.global_batch not in Workdir(parent_dir).saved_steps():
         if parent in running or any(q.name == parent for q in pending):
           continue  # the parent has not reached the branch point yet
         why = outcomes.get(parent)
@@ -176,7 +177,7 @@ def _reap(running, outcomes, by_name, workdir, log_name, echo):
     del running[name]
     finished = True
     log_path = os.path.join(workdir[name], log_name)
-    done = by_name[name].plan.total_steps in workdirs.saved_steps(workdir[name])
+    done = by_name[name].plan.total_steps in Workdir(workdir[name]).saved_steps()
     if code == 0 and done:
       outcome = Outcome(name, TRAINED, log=log_path)
     elif code in (0, trainer.EXIT_INCOMPLETE):

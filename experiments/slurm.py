@@ -23,6 +23,7 @@ import subprocess
 import sys
 
 from experiments import workdirs
+from scaling_vlm.run import Workdir
 from experiments.local import BLOCKED, CONFLICT, FAILED, SKIPPED, Outcome, command
 from experiments.sweep import REPO
 
@@ -114,7 +115,7 @@ def submit(planned: list, sweep_dir: str, options: Options, dry_run: bool = Fals
       outcomes[p.name] = Outcome(p.name, SKIPPED, 'already finished')
       continue
     if state == workdirs.CONFLICT:
-      keys = ', '.join(workdirs.conflicts(workdir, p.config))
+      keys = ', '.join(Workdir(workdir).config_conflicts(p.config))
       outcomes[p.name] = Outcome(p.name, CONFLICT, f'{workdir} holds another config ({keys})')
       continue
     if name in queued:
@@ -124,7 +125,7 @@ def submit(planned: list, sweep_dir: str, options: Options, dry_run: bool = Fals
     dependency = []
     if p.run.parent:
       parent_dir = os.path.join(os.path.abspath(sweep_dir), p.run.parent)
-      if not workdirs.has_checkpoint(parent_dir, p.start_samples, p.plan.global_batch):
+      if p.start_samples // p.plan.global_batch not in Workdir(parent_dir).saved_steps():
         if p.run.parent not in jobs:
           why = outcomes.get(p.run.parent)
           outcomes[p.name] = Outcome(

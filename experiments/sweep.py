@@ -10,9 +10,11 @@ Overrides are the dotted keys the train CLI takes (`{'train.samples': '1.28e9'}`
 `--config.train.samples=1.28e9`). A cooldown branch names its constant-LR parent in the same
 sweep (`parent=`); the launcher points `cooldown.parent` at the parent's workdir.
 
-`expand` checks every run exactly as the train CLI will read it (the same flag parser, the
-same `validate`, the same step plan) and the sweep as a whole (unique names, parents that
-exist and match), and reports every problem at once, before anything starts.
+`expand` builds every run's config as the train CLI will (`train.config.build_config`: the
+config file plus the overrides, each read as its flag would be), checks it with the same
+`validate` and step plan, checks the sweep as a whole (unique names, parents that exist and
+match), and reports every problem at once, before anything starts. Flags are written only
+when a process is launched (`Planned.flags`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import importlib.util
 import os
 import pathlib
 import re
-import warnings
 from collections.abc import Iterable, Mapping
 
 import ml_collections
+
+from scaling_vlm import run as run_lib
+from scaling_vlm.train.config import build_config, format_override, validate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
@@ -50,23 +54,49 @@ class Run:
 
 @dataclasses.dataclass(frozen=True)
 class Planned:
-  """A run checked and resolved: its train flags, config, step plan and compute."""
+  """A run checked and resolved: its config, its plan and compute (`scaling_vlm.run.Run`),
+  and where its cooldown parent lives."""
 
   run: Run
-  flags: tuple[str, ...]  # --config=... --config.k=v ...; the launcher adds --workdir
   config: ml_collections.ConfigDict
-  plan: object  # scaling_vlm.train.trainer.RunPlan
-  gflops_per_sample: float  # the paper's convention (forward, linear layers)
-  train_flops_per_sample: float  # what a step executes (forward + backward, attention)
-  start_samples: int  # where training starts: 0, or a cooldown branch's parent checkpoint
+  resolved: run_lib.Run
+  parent_dir: str | None  # a cooldown branch's parent workdir, as the launcher lays it out
 
   @property
   def name(self) -> str:
     return self.run.name
 
   @property
+  def plan(self) -> run_lib.RunPlan:
+    return self.resolved.plan
+
+  @property
+  def flags(self) -> tuple[str, ...]:
+    """The train CLI flags of this run, without --workdir."""
+    flags = [f'--config={resolve_config(self.run.config)}']
+    flags += [f'--config.{k}={format_override(v)}' for k, v in self.run.overrides.items()]
+    if self.parent_dir:
+      flags.append(f'--config.cooldown.parent={self.parent_dir}')
+    return tuple(flags)
+
+  @property
+  def gflops_per_sample(self) -> float:
+    """The paper's convention (forward, linear layers)."""
+    return self.resolved.gflops_per_sample
+
+  @property
+  def train_flops_per_sample(self) -> float:
+    """What a step executes (forward + backward, attention)."""
+    return self.resolved.train_flops_per_sample
+
+  @property
+  def start_samples(self) -> int:
+    """Where training starts: 0, or a cooldown branch's parent checkpoint."""
+    return self.plan.start_samples
+
+  @property
   def total_samples(self) -> int:
-    return self.plan.total_steps * self.plan.global_batch
+    return self.plan.total_samples
 
   @property
   def samples(self) -> int:
@@ -110,56 +140,8 @@ def resolve_config(spec: str) -> str:
   raise ValueError(f'config file {path!r} does not exist (from config {spec!r}).')
 
 
-def format_value(value) -> str:
-  """An override value as the train CLI reads it from `--config.key=VALUE`."""
-  if isinstance(value, bool):
-    return str(value)
-  if isinstance(value, float) and value.is_integer() and abs(value) >= 1e3:
-    return str(int(value))  # 1.28e9 -> '1280000000', which counts and floats both read
-  if isinstance(value, (str, int, float)):
-    return str(value)
-  raise ValueError(
-      f'override value {value!r} is a {type(value).__name__}; use str, int, float or bool.'
-  )
-
-
-def train_flags(run: Run, sweep_dir: str) -> tuple[str, ...]:
-  """The train CLI flags of `run`, without --workdir."""
-  flags = [f'--config={resolve_config(run.config)}']
-  flags += [f'--config.{key}={format_value(value)}' for key, value in run.overrides.items()]
-  if run.parent:
-    # The launcher, not the sweep, knows where the parent lives.
-    flags.append(f'--config.cooldown.parent={os.path.join(sweep_dir, run.parent)}')
-  return tuple(flags)
-
-
-def parse_flags(flags: tuple[str, ...]) -> ml_collections.ConfigDict:
-  """The config the train CLI builds from `flags`: its own flag parser, fresh each time."""
-  from absl import flags as absl_flags
-  from ml_collections import config_flags
-
-  from scaling_vlm.train.config import check_override_keys, load_config_file
-
-  # An unknown key gets the config module's message with close matches, not a bare KeyError.
-  check_override_keys(load_config_file(flags[0].split('=', 1)[1]), list(flags))
-  argv = ['train', *flags]
-  values = absl_flags.FlagValues()
-  config_flags.DEFINE_config_file('config', None, 'run config', flag_values=values, sys_argv=argv)
-  try:
-    with warnings.catch_warnings():  # ml_collections loads the config file with load_module
-      warnings.simplefilter('ignore', DeprecationWarning)
-      values(argv)
-  except absl_flags.Error as error:
-    raise ValueError(str(error)) from None
-  return values.config
-
-
 def plan_run(run: Run, sweep_dir: str) -> Planned:
   """One run checked as the trainer checks it, with its compute."""
-  from scaling_vlm import flops
-  from scaling_vlm.train import trainer
-  from scaling_vlm.train.config import parse_count, validate
-
   if not NAME_PATTERN.fullmatch(run.name):
     raise ValueError('a run name is a folder name: letters, digits, ".", "_" and "-".')
   if 'cooldown.parent' in run.overrides:
@@ -167,17 +149,17 @@ def plan_run(run: Run, sweep_dir: str) -> Planned:
   unknown = sorted(set(run.resources) - set(RESOURCE_KEYS))
   if unknown:
     raise ValueError(f'unknown resources {unknown}; allowed: {list(RESOURCE_KEYS)}.')
-  flags = train_flags(run, sweep_dir)
-  config = parse_flags(flags)
+  config = build_config(resolve_config(run.config), dict(run.overrides))
+  # The launcher, not the sweep, knows where the parent lives.
+  parent_dir = os.path.join(sweep_dir, run.parent) if run.parent else None
+  if parent_dir:
+    config.cooldown.parent = parent_dir
   validate(config)
-  plan = trainer.RunPlan.from_config(config)
-  arch = trainer.model_config(config)
-  start = 0
+  resolved = run_lib.Run(config, os.path.join(sweep_dir, run.name))
   if config.optim.schedule == 'cooldown':
-    start = parse_count(config.cooldown.start, 'cooldown.start')
     if not run.parent:
       raise ValueError("optim.schedule=cooldown needs Run(parent='<constant-LR run>').")
-    if start >= plan.total_steps * plan.global_batch:
+    if resolved.plan.start_samples >= resolved.plan.total_samples:
       raise ValueError(
           f'cooldown.start={config.cooldown.start} is not before the end of the run '
           f'(train.samples={config.train.samples}).'
@@ -187,15 +169,7 @@ def plan_run(run: Run, sweep_dir: str) -> Planned:
         f'Run(parent={run.parent!r}) is a cooldown branch, but optim.schedule='
         f'{config.optim.schedule!r}; set optim.schedule=cooldown and cooldown.start.'
     )
-  return Planned(
-      run=run,
-      flags=flags,
-      config=config,
-      plan=plan,
-      gflops_per_sample=flops.forward_gflops(arch),
-      train_flops_per_sample=float(flops.train_flops(arch)),
-      start_samples=start,
-  )
+  return Planned(run=run, config=config, resolved=resolved, parent_dir=parent_dir)
 
 
 def check_branch(branch: Planned, parent: Planned | None) -> None:

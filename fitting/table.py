@@ -1,7 +1,10 @@
-"""The results table (DESIGN.md §3): reading ours, and importing the paper's two formats.
+"""The results table: reading ours, and importing the paper's two formats.
 
 Long format, one row per (run, checkpoint, task, metric). Every reader returns the same
-columns, so filters and fits never need to know where a table came from.
+columns, so filters and fits never need to know where a table came from. `COLUMNS` (and
+`OPTIONAL_COLUMNS`) are the contract with the training side, which writes them
+(`scaling_vlm.run.RESULT_COLUMNS`; this package never imports it, and a test holds the two
+equal).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ COLUMNS = (
     'metric',
     'value',
 )
+# Read where present: a cooldown branch's 'parent_run@samples' (empty elsewhere).
+OPTIONAL_COLUMNS = ('cooldown_from',)
 
 PAPER_CSV_COLUMNS = (
     'model',

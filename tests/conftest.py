@@ -13,3 +13,8 @@ os.environ.setdefault(
     'JAX_COMPILATION_CACHE_DIR', os.path.join(tempfile.gettempdir(), 'scaling_vlm_jax_cache')
 )
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
+
+# grain's worker processes read absl flags; pytest is the entry point here, not an absl app.
+from absl import flags  # noqa: E402
+
+flags.FLAGS.mark_as_parsed()

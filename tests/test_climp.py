@@ -11,13 +11,13 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from configs import presets
-from scaling_vlm import models, sharding
+from scaling_vlm import models, sharding, run as run_lib
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.models import cross_scan, mamba
 from scaling_vlm.models.config import VISION_SSM
 from scaling_vlm.models.selective_scan import reference_scan, selective_scan
 from scaling_vlm.train import config as config_lib
-from scaling_vlm.train import losses, schedules, step as step_lib, trainer
+from scaling_vlm.train import losses, schedules, step as step_lib
 
 SOT, EOT = 1022, 1023  # the tiny vocabulary's start and end ids
 
@@ -303,7 +303,7 @@ def test_sharded_gradients_equal_single_device(tiny_climp):
 def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
   config = presets.make('climp', 'climp_tiny-1')
   config_lib.validate(config)  # the run config accepts the new family
-  arch = trainer.model_config(config)
+  arch = run_lib.model_config(config)
   mesh = sharding.make_mesh(data=1, devices=jax.devices()[:1])
   batch, steps = 16, 50
   schedule = schedules.learning_rate('cosine', peak=3e-3, warmup_steps=2, total_steps=steps)

@@ -10,9 +10,9 @@ import ml_collections
 import pytest
 
 from configs import presets
-from scaling_vlm import flops, models
+from scaling_vlm import flops, models, run as run_lib
 from scaling_vlm.evaluate import __main__ as cli
-from scaling_vlm.evaluate import checkpoints, results
+from scaling_vlm.evaluate import milestones, results
 from scaling_vlm.train import trainer
 
 SMALL = ['--synthetic_size', '24', '--batch_size', '16']
@@ -36,7 +36,7 @@ def run(tmp_path_factory):
 
 
 def read_rows(workdir):
-  with open(os.path.join(workdir, results.RESULTS_FILE), newline='') as file:
+  with open(os.path.join(workdir, 'results.csv'), newline='') as file:
     return list(csv.DictReader(file))
 
 
@@ -65,10 +65,10 @@ def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
   assert not any(task == 'synthetic/captioning' for task, _ in tasks)  # CLIP: no decoder
   assert len(rows) == 2 * (4 * 3 + 6 + 4)
 
-  before = open(os.path.join(run, results.RESULTS_FILE)).read()
+  before = open(os.path.join(run, 'results.csv')).read()
   capsys.readouterr()
   assert cli.main(['--workdir', run, *SMALL]) == 0
-  assert open(os.path.join(run, results.RESULTS_FILE)).read() == before
+  assert open(os.path.join(run, 'results.csv')).read() == before
   assert (
       '0 rows written; 10 (checkpoint, task) pairs already present; 0 milestones'
       in capsys.readouterr().out
@@ -77,7 +77,7 @@ def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
 
 def test_a_damaged_checkpoint_and_a_missing_dataset_are_skipped(run, tmp_path, capsys):
   workdir = str(tmp_path / 'damaged')
-  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns('results.csv'))
   state = os.path.join(workdir, 'checkpoints', '10', 'state')
   for name in os.listdir(state):
     path = os.path.join(state, name)
@@ -99,7 +99,7 @@ def test_a_cooldown_branch_names_its_parent_and_branch_point(tmp_path):
   config.optim.schedule = 'cooldown'
   config.cooldown.parent = '/runs/const-tiny'
   config.cooldown.start = '160'
-  info = results.RunInfo(str(tmp_path / 'cool'), config)
+  info = results.RunInfo(run_lib.Run(config, str(tmp_path / 'cool')))
   (row,) = info.rows(20, 'synthetic/shape', {'acc1': 0.5})
   assert row['cooldown_from'] == 'const-tiny@160'
   assert row['lr_schedule'] == 'cooldown' and row['samples_seen'] == 320
@@ -109,8 +109,8 @@ def test_the_pretrain_dataset_is_the_shard_folder(tmp_path):
   (tmp_path / 'datacomp').mkdir()
   for shards in (f'{tmp_path}/datacomp/{{00000..00009}}.tar', str(tmp_path / 'datacomp')):
     data = ml_collections.ConfigDict({'source': 'wds', 'shards': shards})
-    assert results.pretrain_dataset(data) == 'datacomp'
-  assert results.pretrain_dataset(ml_collections.ConfigDict({'source': 'synthetic'})) == 'synthetic'
+    assert run_lib.pretrain_dataset(data) == 'datacomp'
+  assert run_lib.pretrain_dataset(ml_collections.ConfigDict({'source': 'synthetic'})) == 'synthetic'
 
 
 def test_a_directory_that_is_not_a_run_is_reported(tmp_path, capsys):
@@ -120,9 +120,9 @@ def test_a_directory_that_is_not_a_run_is_reported(tmp_path, capsys):
 
 def test_unknown_task_specs_are_rejected_with_the_valid_ones():
   with pytest.raises(ValueError, match=r"synthetic tasks are \['synthetic/captioning'"):
-    checkpoints.tasks_lib.make_tasks(['synthetic/shapes'], 'clip', 64, 8)
+    milestones.tasks_lib.make_tasks(['synthetic/shapes'], 64, 8)
   with pytest.raises(ValueError, match='zeroshot:NAME=FOLDER'):
-    checkpoints.tasks_lib.make_tasks(['imagenet'], 'clip', 64, 8)
+    milestones.tasks_lib.make_tasks(['imagenet'], 64, 8)
 
 
 def values(workdir):
@@ -137,7 +137,7 @@ def test_an_fsdp_mesh_writes_the_rows_of_one_device(run, tmp_path):
   tasks = ['--tasks', 'synthetic/shape', 'synthetic/retrieval']
   for name, flags in (('replicated', []), ('fsdp', ['--mesh', 'fsdp=8'])):
     workdir = str(tmp_path / name)
-    shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+    shutil.copytree(run, workdir, ignore=shutil.ignore_patterns('results.csv'))
     assert cli.main(['--workdir', workdir, *tasks, *flags, *SMALL]) == 0
   replicated, fsdp = values(str(tmp_path / 'replicated')), values(str(tmp_path / 'fsdp'))
   assert len(replicated) == 2 * (3 + 6 + 4) and fsdp == pytest.approx(replicated)
@@ -146,7 +146,7 @@ def test_an_fsdp_mesh_writes_the_rows_of_one_device(run, tmp_path):
 def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
   tfds = pytest.importorskip('tensorflow_datasets')
   workdir = str(tmp_path / 'names')
-  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  shutil.copytree(run, workdir, ignore=shutil.ignore_patterns('results.csv'))
   folder = tmp_path / 'three_names'
   folder.mkdir()
   (folder / 'classnames.txt').write_text('circle\nsquare\nstar\n')
@@ -162,7 +162,7 @@ def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
 
 def test_a_relative_workdir_is_evaluated(run, tmp_path, monkeypatch):
   # As the README's `--out runs/mini`: a path relative to the working directory.
-  shutil.copytree(run, tmp_path / 'tiny-clip', ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  shutil.copytree(run, tmp_path / 'tiny-clip', ignore=shutil.ignore_patterns('results.csv'))
   monkeypatch.chdir(tmp_path)
   assert cli.main(['--workdir', 'tiny-clip', *SMALL]) == 0
   assert {int(r['samples_seen']) for r in read_rows('tiny-clip')} == {160, 320}
@@ -178,21 +178,24 @@ def test_evaluation_images_are_read_once_per_process_not_once_per_checkpoint(
 
   rendered = []
   real_render = synthetic.render
-  monkeypatch.setattr(synthetic, 'render', lambda scene: rendered.append(1) or real_render(scene))
+  # Patched where the sources look it up.
+  monkeypatch.setattr(
+      synthetic.world, 'render', lambda scene: rendered.append(1) or real_render(scene)
+  )
   specs, size = ['synthetic/colour', 'synthetic/retrieval'], 24
   tasks._synthetic_set.cache_clear()
   copies = [str(tmp_path / name) for name in ('first', 'second')]
   for copy in copies:
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
-    checkpoints.evaluate_run(copy, specs, synthetic_size=size, batch_size=16)
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns('results.csv'))
+    milestones.evaluate_run(copy, specs, synthetic_size=size, batch_size=16)
   assert len(rendered) == 2 * size  # two sets of 24 scenes, for 2 runs x 2 checkpoints
 
   streamed = str(tmp_path / 'streamed')
-  shutil.copytree(run, streamed, ignore=shutil.ignore_patterns(results.RESULTS_FILE))
+  shutil.copytree(run, streamed, ignore=shutil.ignore_patterns('results.csv'))
   monkeypatch.setattr(embeddings, 'PRELOAD_BYTES', 0)  # nothing fits: every image every time
   tasks._synthetic_set.cache_clear()
   rendered.clear()
-  checkpoints.evaluate_run(streamed, specs, synthetic_size=size, batch_size=16)
+  milestones.evaluate_run(streamed, specs, synthetic_size=size, batch_size=16)
   tasks._synthetic_set.cache_clear()
   assert len(rendered) == 2 * 2 * size
   values = lambda workdir: {

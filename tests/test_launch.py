@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from experiments import collect, launch, workdirs
+from experiments import collect, launch
 from fitting import table
+from scaling_vlm.run import Workdir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # One CPU device per trainer: the tiny runs compile and start fastest (conftest sets 8).
@@ -54,7 +55,7 @@ def swept(tmp_path_factory):
 
 
 def steps(workdir):
-  return sorted(workdirs.saved_steps(str(workdir)))
+  return sorted(Workdir(str(workdir)).saved_steps())
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(swept):

@@ -17,7 +17,7 @@ from flax import nnx
 from jax._src.array import ArrayImpl
 
 from configs import presets
-from scaling_vlm import models, sharding
+from scaling_vlm import models, sharding, run as run_lib
 from scaling_vlm.train import config as config_lib
 from scaling_vlm.train import losses, step as step_lib, trainer, xla_flags
 
@@ -108,7 +108,7 @@ def test_flatten_is_refused_on_sharded_parameters():
 
 def test_bfloat16_compute_keeps_float32_master_weights_and_moments():
   config = tiny_config(**{'model.dtype': 'bfloat16'})
-  arch = trainer.model_config(config)
+  arch = run_lib.model_config(config)
   state, metrics = train_steps(arch, False, n=2)
   assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype('float32')}
   assert {x.dtype for x in jax.tree.leaves(state.opt_state) if x.ndim} == {jnp.dtype('float32')}
@@ -178,7 +178,7 @@ def test_cudnn_attention_is_checked_before_it_fails_deep_in_xla():
   with pytest.raises(ValueError, match=r"needs NVIDIA GPUs, but this run's devices are 'cpu'"):
     config_lib.check_devices(config, 'cpu')
   config_lib.check_devices(config, 'gpu')
-  assert trainer.model_config(config).attention_impl == 'cudnn'
+  assert run_lib.model_config(config).attention_impl == 'cudnn'
 
 
 def test_train_step_donates_the_state():
@@ -278,6 +278,7 @@ def test_every_preset_flag_is_known_to_this_xla():
 
 CLI = """
 import json, os, sys
+from scaling_vlm import run
 from scaling_vlm.train import __main__ as cli, trainer, xla_flags
 {patch}
 def fake_train(config, workdir):
@@ -285,7 +286,7 @@ def fake_train(config, workdir):
   jax.numpy.zeros(1).block_until_ready()  # the backend starts here, reading XLA_FLAGS
   print(json.dumps({{'XLA_FLAGS': os.environ['XLA_FLAGS']}}))
 trainer.train = fake_train
-trainer.finished = lambda config, workdir: True  # nothing trained: no exit status 75
+run.Run.finished = lambda self: True  # nothing trained: no exit status 75
 sys.argv = ['train', '--config=configs/clip.py:tiny', '--workdir', {workdir!r},
             '--config.xla.gpu_flags=performance']
 cli.run()

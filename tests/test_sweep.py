@@ -130,7 +130,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     sweep.expand(sweep.load(path))
   message = str(error.value)
   assert message.startswith('4 problem(s)')
-  assert "run 'a': flag --config.train.global_batch=6.5: invalid literal for int()" in message
+  assert "run 'a': train.global_batch=6.5: expected int" in message
   assert "run 'b': train.warmup=4096 is not shorter than train.samples=512" in message
   assert "run 'a': the name is used twice" in message
   assert "run 'c d': a run name is a folder name" in message

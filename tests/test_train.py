@@ -9,7 +9,6 @@ from flax import nnx
 
 from configs import presets
 from scaling_vlm import models, sharding
-from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import config as config_lib
 from scaling_vlm.train import losses, metrics, schedules, step as step_lib, trainer
 
@@ -39,27 +38,12 @@ def test_tiny_models_learn(tmp_path, model):
 
 
 def run_steps(config, mesh, n):
-  """`n` train steps of `config` on `mesh` through the real pipeline; returns the metrics."""
-  arch = trainer.model_config(config)
-  plan = trainer.RunPlan.from_config(config)
-  schedule = schedules.learning_rate(
-      'const', peak=1e-3, warmup_steps=plan.warmup_steps, total_steps=plan.total_steps
-  )
-  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
-  graphdef, state = trainer.create_train_state(arch, optimizer, mesh, seed=0)
-  host = pipeline.host_batches(
-      sources.make_source(config.data, arch.vision.image_size),
-      tokenizer=sources.make_tokenizer(config.data, arch.text),
-      image_size=arch.vision.image_size,
-      global_batch=plan.global_batch,
-      seed=0,
-  )
-  batches = pipeline.Batches(host, mesh, plan.global_batch, 10**9)
-  step = step_lib.make_train_step(graphdef, optimizer, losses.LossConfig(), mesh=mesh)
-  out = []
+  """`n` train steps of `config` on `mesh` through the real pipeline; returns the losses."""
+  parts = trainer.setup(config, mesh)
+  state, out = parts.state, []
   with jax.set_mesh(mesh):
     for i in range(n):
-      state, m = step(state, next(batches), schedule(i))
+      state, m = parts.train_step(state, next(parts.batches), parts.learning_rates[i])
       out.append(float(m['loss']))
   return out
 
@@ -174,7 +158,7 @@ def test_schedules():
 
 
 def test_milestones_are_geometric_whole_steps_ending_at_the_total():
-  from scaling_vlm.train.checkpoints import milestone_samples
+  from scaling_vlm.run import milestone_samples
 
   samples = milestone_samples('geometric:2', 100_000, 100)
   assert samples[-1] == 100_000 and all(s % 100 == 0 for s in samples)

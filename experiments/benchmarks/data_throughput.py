@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+from absl import flags
 from PIL import Image
 
 from scaling_vlm.data import pipeline, synthetic, tokenizers, transforms
@@ -125,6 +126,7 @@ def report(name: str, rates: list[float], **fields) -> float:
 
 
 def main() -> None:
+  flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )

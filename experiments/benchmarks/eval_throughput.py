@@ -22,9 +22,9 @@ import time
 import jax
 
 from configs import presets
-from scaling_vlm import models
+from scaling_vlm import models, run
 from scaling_vlm.data import synthetic
-from scaling_vlm.evaluate import checkpoints
+from scaling_vlm.evaluate import milestones
 from scaling_vlm.evaluate.embeddings import image_embeddings
 from scaling_vlm.train import trainer
 
@@ -60,17 +60,17 @@ def run_evaluation(args) -> str:
   config.checkpoint.milestones = f'geometric:{args.milestones}'
   with tempfile.TemporaryDirectory() as workdir:
     trainer.train(config, workdir)
-    milestones = len(trainer.RunPlan.from_config(config).milestone_steps)
+    saved = len(run.RunPlan.from_config(config).milestone_steps)
     times, rows = [], []
     for _ in range(2):
       start = time.perf_counter()
-      summary = checkpoints.evaluate_run(
+      summary = milestones.evaluate_run(
           workdir, synthetic_size=args.eval_size, batch_size=args.batch
       )
       times.append(time.perf_counter() - start)
       rows.append(summary.rows)
   return (
-      f'evaluate run {args.run_model} ({milestones} milestones x 5 synthetic tasks x '
+      f'evaluate run {args.run_model} ({saved} milestones x 5 synthetic tasks x '
       f'{args.eval_size} images): {times[0]:.1f}s, {rows[0]} rows; rerun {times[1]:.2f}s,'
       f' {rows[1]} rows'
   )

@@ -21,6 +21,7 @@ import time
 
 import jax
 import numpy as np
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # device_batch, perf_line
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -29,9 +30,8 @@ import device_batch  # noqa: E402
 import perf_line  # noqa: E402
 from configs import presets  # noqa: E402
 from scaling_vlm import flops, sharding  # noqa: E402
-from scaling_vlm.data import pipeline, sources  # noqa: E402
 from scaling_vlm.train import config as config_lib  # noqa: E402
-from scaling_vlm.train import losses, step as step_lib, trainer  # noqa: E402
+from scaling_vlm.train import trainer  # noqa: E402
 
 LR = np.float32(1e-3)  # the step's learning rate: a constant, as it does not change the cost
 
@@ -49,6 +49,8 @@ def run_config(spec: dict):
   config.xla.gpu_flags = spec['xla_flags']
   config.train.global_batch = spec['batch']
   config.train.micro_batches = spec['micro_batches']
+  # A few hundred steps' worth of schedule: the step's cost does not depend on the run's length.
+  config.train.samples, config.train.warmup = str(spec['batch'] * 100), '0'
   for key in ('source', 'shards', 'tokenizer', 'bpe_path', 'num_workers', 'read_threads'):
     if spec.get(key) is not None:
       config.data[key] = spec[key]
@@ -88,38 +90,13 @@ def time_steps(compiled, state, next_batch, steps: int, repeats: int):
   return statistics.median(timings), timings, statistics.median(waits), state
 
 
-def pipeline_batches(config, arch, mesh, batch_shardings):
-  """The real grain pipeline (config.data: synthetic world or shards), as the trainer feeds
-  it, placed exactly as the compiled step expects."""
-  host = pipeline.host_batches(
-      sources.make_source(config.data, arch.vision.image_size),
-      tokenizer=sources.make_tokenizer(config.data, arch.text),
-      image_size=arch.vision.image_size,
-      global_batch=config.train.global_batch,
-      seed=0,
-      num_workers=config.data.num_workers,
-      read_threads=config.data.read_threads,
-  )
-  batches = pipeline.Batches(host, mesh, config.train.global_batch, 10**9)
-  return lambda: jax.device_put(next(batches), batch_shardings)
-
-
 def measure(spec: dict) -> dict:
   config = run_config(spec)
-  arch = trainer.model_config(config)
   device = jax.devices()[0]
   mesh = sharding.make_mesh(data=1, devices=[device])  # one accelerator
-  optimizer = step_lib.adamw(
-      b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0, flatten=spec['flatten']
-  )
-  graphdef, state = trainer.create_train_state(arch, optimizer, mesh, seed=0)
-  train_step = step_lib.make_train_step(
-      graphdef,
-      optimizer,
-      losses.LossConfig(),
-      mesh=mesh,
-      micro_batches=spec['micro_batches'],
-  )
+  # Built as the trainer builds a run (optimiser, loss, state, pipeline), without a workdir.
+  parts = trainer.setup(config, mesh)
+  arch, state, train_step = parts.run.model, parts.state, parts.train_step
   fixed = device_batch.random_batch(arch, spec['batch'], mesh)
   with jax.set_mesh(mesh):
     start = time.perf_counter()
@@ -139,8 +116,10 @@ def measure(spec: dict) -> dict:
     peak_gb, mem_source = memory(compiled)
     pipe = {}
     if spec['input'] == 'pipeline':
+      # The real grain pipeline (config.data), as the trainer feeds it, placed exactly as the
+      # compiled step expects.
       shardings = jax.tree.map(lambda x: x.sharding, fixed)
-      next_batch = pipeline_batches(config, arch, mesh, shardings)
+      next_batch = lambda: jax.device_put(next(parts.batches), shardings)
       for _ in range(2):  # let the workers and the prefetch buffer start
         state, metrics = compiled(state, next_batch(), LR)
       pipe_s, _, wait, state = time_steps(compiled, state, next_batch, steps, repeats)
@@ -178,6 +157,7 @@ def measure(spec: dict) -> dict:
 
 
 def main() -> None:
+  flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
   spec = json.loads(sys.argv[1])
   try:
     row = measure(spec)

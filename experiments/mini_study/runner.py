@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from experiments import workdirs
+from scaling_vlm.run import Workdir
 
 HEARTBEAT_S = 30  # a progress line at least this often
 TIMES_FILE = 'study_seconds.json'  # a run's training and evaluation time, over all invocations
@@ -57,7 +58,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _train_and_evaluate(name: str, config, train: bool, workdir: str, eval_size: int) -> Outcome:
-  from scaling_vlm.evaluate import checkpoints  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.evaluate import milestones  # pylint: disable=import-outside-toplevel
   from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
 
   spent = _read_times(workdir)  # what earlier invocations spent on this run
@@ -66,7 +67,7 @@ def _train_and_evaluate(name: str, config, train: bool, workdir: str, eval_size:
     if train:
       trainer.train(config, workdir)  # resumes from the workdir if a checkpoint is there
     train_s = time.perf_counter() - start
-    summary = checkpoints.evaluate_run(workdir, EVAL_TASKS, synthetic_size=eval_size)
+    summary = milestones.evaluate_run(workdir, EVAL_TASKS, synthetic_size=eval_size)
   except Exception as error:  # one failed run must not stop the study
     return Outcome(name, time.perf_counter() - start, 0.0, 0, f'{type(error).__name__}: {error}')
   eval_s = time.perf_counter() - start - train_s
@@ -107,7 +108,7 @@ def run_all(
       workdir = os.path.join(out, 'runs', r.name)
       state = workdirs.state(r, workdir)  # as the launcher decides: done, partial, new
       if state == workdirs.CONFLICT:
-        changed = ', '.join(workdirs.conflicts(workdir, r.config))
+        changed = ', '.join(Workdir(workdir).config_conflicts(r.config))
         outcomes[r.name] = Outcome(
             r.name,
             0.0,

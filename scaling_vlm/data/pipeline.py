@@ -173,9 +173,14 @@ def host_batches(
   read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=8 * read_threads)
   elements = dataset[process_index::process_count].to_iter_dataset(read_options)
   if num_workers:
-    # grain reads absl flags when it starts workers; outside an absl app nobody parsed them.
     if not flags.FLAGS.is_parsed():
-      flags.FLAGS.mark_as_parsed()
+      # grain reads absl flags when it starts workers. Parsing them is the entry point's
+      # business (an absl app does it), not a library's.
+      raise RuntimeError(
+          f'num_workers={num_workers}: grain worker processes read absl flags, which nobody '
+          'parsed; run from an absl app (python -m scaling_vlm.train) or call '
+          'absl.flags.FLAGS.mark_as_parsed() in your entry point first.'
+      )
     elements = elements.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   batches = _HostBatchDataset(
       elements,

@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from scaling_vlm.evaluate import checkpoints, mesh, tasks
+from scaling_vlm.evaluate import mesh, milestones, tasks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
   )
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-  summary = checkpoints.Summary()
+  summary = milestones.Summary()
   for workdir in args.workdir:
     try:
-      checkpoints.evaluate_run(
+      milestones.evaluate_run(
           workdir,
           args.tasks,
           synthetic_size=args.synthetic_size,

@@ -23,17 +23,15 @@ import jax
 import numpy as np
 from flax import nnx
 
-from scaling_vlm import models
+from scaling_vlm import models, run as run_lib
 from scaling_vlm.data import sources
 from scaling_vlm.evaluate import mesh as mesh_lib
 from scaling_vlm.evaluate import restore
 from scaling_vlm.evaluate import results as results_lib
 from scaling_vlm.evaluate import tasks as tasks_lib
-from scaling_vlm.train import trainer
 
 log = logging.getLogger(__name__)
 
-CAPTIONS_FILE = 'captions.jsonl'
 AVERAGE_TASK = 'zeroshot_average'
 AVERAGED_METRICS = ('acc1', 'acc5', 'mean_per_class_recall')
 
@@ -64,11 +62,10 @@ class Summary:
     return out
 
 
-def milestone_steps(workdir: str, plan: trainer.RunPlan) -> list[int]:
+def milestone_steps(run: run_lib.Run) -> list[int]:
   """The run's milestone steps that have a checkpoint on disk (a running run has fewer)."""
-  folder = os.path.join(workdir, 'checkpoints')
-  saved = {int(n) for n in os.listdir(folder) if n.isdigit()} if os.path.isdir(folder) else set()
-  return [step for step in plan.milestone_steps if step in saved]
+  saved = run.workdir.saved_steps()
+  return [step for step in run.plan.milestone_steps if step in saved]
 
 
 def evaluate_run(
@@ -84,7 +81,7 @@ def evaluate_run(
   """Evaluates every milestone checkpoint of the run in `workdir` on the tasks `specs` name
   (see `tasks`), appending rows to `workdir/results.csv`; `mesh` as `--mesh` (see `mesh`)."""
   run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary or Summary(), mesh)
-  steps = milestone_steps(workdir, run.info.plan)
+  steps = milestone_steps(run.info.run)
   run.summary.pending += len(run.info.plan.milestone_steps) - len(steps)
   with jax.set_mesh(run.mesh):
     for step in steps:
@@ -97,13 +94,16 @@ class _Run:
 
   def __init__(self, workdir, specs, synthetic_size, batch_size, dataset, summary, mesh):
     self.workdir, self.summary = workdir, summary
-    config = results_lib.read_config(workdir)
-    self.info = results_lib.RunInfo(workdir, config, dataset)
-    self.arch = trainer.model_config(config)
+    run = run_lib.Run.load(workdir)
+    config = run.config
+    self.info = results_lib.RunInfo(run, dataset)
+    self.arch = run.model
     self.tokenizer = sources.make_tokenizer(config.data, self.arch.text)
     self.image_size = self.arch.vision.image_size
-    self.tasks = tasks_lib.make_tasks(specs, self.arch.arch, self.image_size, synthetic_size)
-    self.table = results_lib.ResultsFile(os.path.join(workdir, results_lib.RESULTS_FILE))
+    self.tasks = tasks_lib.make_tasks(
+        specs, self.image_size, synthetic_size, captions=self.arch.spec.captions
+    )
+    self.table = results_lib.ResultsFile(run.workdir.results)
     self.mesh = mesh_lib.make(mesh_lib.parse(mesh, config.get('mesh')))
     self.batch_size = batch_size  # rounded to whole rows per device where batches are made
     self.failed_loads: set[str] = set()
@@ -119,7 +119,7 @@ class _Run:
     todo = [t for t in todo if t.name not in self.failed_loads]
     if not todo:
       return
-    state = os.path.join(self.workdir, 'checkpoints', str(step), 'state')
+    state = os.path.join(self.info.run.workdir.checkpoints, str(step), 'state')
     try:
       self._load(state)
     except Exception as error:  # orbax raises many kinds for a damaged directory
@@ -160,7 +160,7 @@ def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions
   """Generated captions go next to the numbers, one JSON line each."""
   if not captions:
     return
-  with open(os.path.join(workdir, CAPTIONS_FILE), 'a') as file:
+  with open(run_lib.Workdir(workdir).captions, 'a') as file:
     for caption in captions:
       row = {'run_id': run_id, 'samples_seen': samples, 'task': task, **caption}
       file.write(json.dumps(row) + '\n')

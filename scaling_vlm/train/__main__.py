@@ -60,10 +60,11 @@ def main(argv: list[str]) -> None:
   except ValueError as error:
     sys.exit(f'error: {error}')
   initialize_distributed()
+  from scaling_vlm import run  # pylint: disable=import-outside-toplevel
   from scaling_vlm.train import trainer  # after jax.distributed: it touches devices
 
   trainer.train(_CONFIG.value, _WORKDIR.value)
-  if not trainer.finished(_CONFIG.value, _WORKDIR.value):
+  if not run.Run(_CONFIG.value, _WORKDIR.value).finished():
     # Preempted: the checkpoint is saved, but the run is not done. A non-zero status keeps
     # schedulers (SLURM's afterok, launchers) from taking it for a finished run.
     sys.exit(trainer.EXIT_INCOMPLETE)

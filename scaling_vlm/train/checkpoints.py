@@ -1,46 +1,20 @@
 """Orbax checkpoints: milestones kept forever, plus a rolling latest one for resumption.
 
 Milestones are the scaling-law points: the samples-seen values the config lists (by default
-a geometric grid, `geometric:N` = N per decade), rounded up to whole steps. Every checkpoint
-holds the train state and each host's data-iterator state (grain's handler, one file per
-process), so a resumed run continues sample for sample. Saves are asynchronous: the step
-loop goes on while orbax writes.
+a geometric grid, `geometric:N` = N per decade), rounded up to whole steps
+(`scaling_vlm.run.milestone_samples`). Every checkpoint holds the train state and each host's
+data-iterator state (grain's handler, one file per process), so a resumed run continues
+sample for sample. Saves are asynchronous: the step loop goes on while orbax writes.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
-
-from scaling_vlm.train.config import parse_count
-
-
-def milestone_samples(spec: str, total_samples: int, global_batch: int) -> list[int]:
-  """The samples-seen values of the milestone checkpoints, each a whole number of steps,
-  always ending with the final one.
-
-  `geometric:N` puts N points per decade from one batch up to the total; an explicit list
-  ('1M,2.5M,10M') names them. Counts accept the same suffixes as the config.
-  """
-  match = re.fullmatch(r'geometric:(\d+)', spec.strip())
-  if match:
-    per_decade = int(match.group(1))
-    if per_decade < 1:
-      raise ValueError(f'checkpoint.milestones={spec!r}: N in geometric:N must be >= 1.')
-    decades = math.log10(total_samples / global_batch)
-    points = np.logspace(0, decades, max(2, round(decades * per_decade) + 1)) * global_batch
-  else:
-    points = [parse_count(v, 'checkpoint.milestones') for v in spec.split(',') if v.strip()]
-  steps = {min(math.ceil(p / global_batch), total_samples // global_batch) for p in points}
-  steps.add(total_samples // global_batch)
-  return [s * global_batch for s in sorted(steps) if s > 0]
 
 
 class Checkpoints:
@@ -84,10 +58,6 @@ class Checkpoints:
     restored = self.manager.restore(step, args=ocp.args.Composite(**args))
     return restored['state']
 
-  def wait(self) -> None:
-    """Blocks until asynchronous saves are on disk."""
-    self.manager.wait_until_finished()
-
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
@@ -100,8 +70,9 @@ def abstract_like(state):
 
 def read_state(path: str, device: jax.Device | None = None):
   """The train state in one checkpoint's `state` directory, on a single device, whatever
-  mesh or number of processes saved it: for inspection tools and tests (evaluation reads
-  only the parameters, straight into their layout: `scaling_vlm.evaluate.restore`)."""
+  mesh or number of processes saved it. Only the tests use it (tests/test_train.py,
+  tests/test_train_processes.py), to compare saved states; evaluation reads only the
+  parameters, straight into their layout (`scaling_vlm.evaluate.restore`)."""
   checkpointer = ocp.StandardCheckpointer()
   metadata = checkpointer.metadata(path).item_metadata
   placement = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])

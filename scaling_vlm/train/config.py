@@ -19,11 +19,8 @@ import re
 import ml_collections
 
 from scaling_vlm import models
-from scaling_vlm.data.sources import SOURCES
-from scaling_vlm.data.tokenizers import TOKENIZER_KINDS
 from scaling_vlm.models import config as model_config
-from scaling_vlm.train import schedules, xla_flags
-from scaling_vlm.train.losses import CONTRASTIVE_LOSSES
+from scaling_vlm.train import xla_flags
 
 SUFFIXES = {'': 1, 'k': 1e3, 'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9, 'T': 1e12}
 
@@ -111,16 +108,22 @@ def _choice(config, key: str, choices) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Rejects what cannot run, naming the key and what is allowed."""
+  # The choices are the keys of the registries that build each part. Imported here, not at the
+  # top, because they bring JAX and grain: the schema above, and a run's plan (scaling_vlm.run),
+  # are read without them.
+  from scaling_vlm.data import sources  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import losses, schedules  # pylint: disable=import-outside-toplevel
+
   models.get_config(config.model.name)  # unknown names list close matches
   _choice(config, 'model.dtype', model_config.DTYPES)
   # 'auto' stands for None (JAX picks the kernel), which a ConfigDict string cannot hold.
   _choice(config, 'model.attention_impl', ['auto', *model_config.ATTENTION_IMPLS[1:]])
   _choice(config, 'model.remat', model_config.REMAT_POLICIES)
-  _choice(config, 'data.source', SOURCES)
-  _choice(config, 'data.tokenizer', TOKENIZER_KINDS)
+  _choice(config, 'data.source', sources.SOURCES)
+  _choice(config, 'data.tokenizer', sources.TOKENIZERS)
   _choice(config, 'optim.schedule', schedules.SCHEDULES)
   _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
-  _choice(config, 'loss.contrastive', CONTRASTIVE_LOSSES)
+  _choice(config, 'loss.contrastive', losses.CONTRASTIVE_TERMS)
   _choice(config, 'xla.gpu_flags', xla_flags.PRESETS)
   _check_performance_switches(config)
   for key in ('train.samples', 'train.warmup'):
@@ -192,13 +195,61 @@ def check_override_keys(config: ml_collections.ConfigDict, argv: list[str]) -> N
   for arg in argv:
     match = re.match(r'--config\.([\w.]+)=', arg)
     if match and match.group(1) not in known:
-      close = _abbreviations(match.group(1), known)
-      close += [k for k in difflib.get_close_matches(match.group(1), known, n=3) if k not in close]
-      hint = f' Did you mean {", ".join(close)}?' if close else ''
-      raise ValueError(
-          f'Unknown config key {match.group(1)!r}.{hint} '
-          f'Known keys: {", ".join(sorted(known))}.'
-      )
+      raise ValueError(_unknown_key(match.group(1), known))
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+  close = _abbreviations(key, known)
+  close += [k for k in difflib.get_close_matches(key, known, n=3) if k not in close]
+  hint = f' Did you mean {", ".join(close)}?' if close else ''
+  return f'Unknown config key {key!r}.{hint} Known keys: {", ".join(sorted(known))}.'
+
+
+def format_override(value) -> str:
+  """A value as `--config.key=VALUE` writes it on a command line."""
+  if isinstance(value, bool):
+    return str(value)
+  if isinstance(value, float) and value.is_integer() and abs(value) >= 1e3:
+    return str(int(value))  # 1.28e9 -> '1280000000', which counts and floats both read
+  if isinstance(value, (str, int, float)):
+    return str(value)
+  raise ValueError(
+      f'override value {value!r} is a {type(value).__name__}; use str, int, float or bool.'
+  )
+
+
+def _coerce(key: str, current, value):
+  """`value` as the type of the key's default, read as the command line would read it."""
+  text = format_override(value)
+  try:
+    if isinstance(current, bool):
+      if text not in ('True', 'False', 'true', 'false'):
+        raise ValueError('not a boolean')
+      return text.lower() == 'true'
+    if isinstance(current, int):
+      return int(text)
+    if isinstance(current, float):
+      return float(text)
+  except ValueError:
+    raise ValueError(
+        f'{key}={value!r}: expected {type(current).__name__}, as its default {current!r}.'
+    ) from None
+  return text
+
+
+def build_config(spec: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """The config `--config=SPEC --config.k=v ...` stands for, built without a command line:
+  the file's preset with dotted-key overrides, each read as the flag would read it. An
+  unknown key is an error that lists the close matches."""
+  config = load_config_file(spec)
+  known = set(_flat_keys(config))
+  for key, value in (overrides or {}).items():
+    if key not in known:
+      raise ValueError(_unknown_key(key, known))
+    section, _, leaf = key.rpartition('.')
+    parent = _get(config, section) if section else config
+    parent[leaf] = _coerce(key, parent[leaf], value)
+  return config
 
 
 def _abbreviations(key: str, known) -> list[str]:

@@ -1,19 +1,19 @@
 """The training loop: a config becomes a trained model and a trail of milestone checkpoints.
 
-Read top to bottom: derive the run's step counts from the config, build the mesh, the
-sharded train state and the data pipeline, resume from the workdir (or branch from a parent
-run's checkpoint for a cooldown), then step, checkpoint and log until the last sample.
+`setup` builds what a run trains with (sharded train state, step function, the step's
+learning rates, the data pipeline, the checkpoints) and restores it from the workdir, or
+branches it from a parent run's checkpoint for a cooldown; the benchmarks and tests build
+with it too. `train` is the loop: check the config, write it, step, checkpoint and log until
+the last sample. What a run *is* (its plan, workdir and compute) lives in `scaling_vlm.run`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
-import os
 import signal
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,23 +22,16 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from scaling_vlm import flops, models, sharding
+from scaling_vlm import flops, models, run as run_lib, sharding
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
 from scaling_vlm.train import losses, metrics as metrics_lib, schedules, step as step_lib, xla_flags
-from scaling_vlm.train.config import (
-    changed_keys,
-    check_batch_fits_mesh,
-    check_devices,
-    parse_count,
-    validate,
-)
+from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, validate
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = 'config.json'
 # The train CLI's exit status when it stopped early with its state saved (SIGTERM, preemption):
 # EX_TEMPFAIL, "run it again"; 0 is kept for a finished run.
 EXIT_INCOMPLETE = 75
@@ -46,65 +39,6 @@ EXIT_INCOMPLETE = 75
 
 class NonFiniteError(RuntimeError):
   """The loss or the gradient became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPlan:
-  """The step counts a config implies (one step = one global batch)."""
-
-  global_batch: int
-  total_steps: int
-  warmup_steps: int
-  milestone_steps: tuple[int, ...]
-  cooldown_start: int | None  # the parent's step a cooldown branch starts from
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> RunPlan:
-    batch = config.train.global_batch
-    total_samples = parse_count(config.train.samples, 'train.samples')
-    total_steps = total_samples // batch
-    if total_steps < 1:
-      raise ValueError(
-          f'train.samples={config.train.samples} is less than one global batch ' f'({batch}).'
-      )
-    warmup_steps = math.ceil(parse_count(config.train.warmup, 'train.warmup') / batch)
-    cooldown_start = None
-    if config.optim.schedule == 'cooldown':
-      start = parse_count(config.cooldown.start, 'cooldown.start')
-      if start % batch:
-        raise ValueError(
-            f'cooldown.start={config.cooldown.start} is not a whole number of '
-            f"global batches ({batch}); branch from one of the parent's checkpoints."
-        )
-      cooldown_start = start // batch
-      # A branch has one scaling-law point: the end of its cooldown.
-      milestones = (total_steps,)
-    else:
-      spec = config.checkpoint.milestones
-      milestones = tuple(
-          s // batch for s in checkpoints_lib.milestone_samples(spec, total_samples, batch)
-      )
-    if warmup_steps >= total_steps:
-      raise ValueError(
-          f'train.warmup={config.train.warmup} is not shorter than '
-          f'train.samples={config.train.samples}; shorten the warmup.'
-      )
-    return cls(batch, total_steps, warmup_steps, milestones, cooldown_start)
-
-
-def finished(config: ml_collections.ConfigDict, workdir: str) -> bool:
-  """Whether the run's last checkpoint is on disk (orbax renames a step folder into place
-  only once its save is complete)."""
-  last = RunPlan.from_config(config).total_steps
-  return os.path.isdir(os.path.join(workdir, 'checkpoints', str(last)))
-
-
-def model_config(config: ml_collections.ConfigDict) -> models.ModelConfig:
-  m = config.model
-  impl = None if m.attention_impl == 'auto' else m.attention_impl
-  return models.get_config(
-      m.name, dtype=m.dtype, attention_impl=impl, scan_layers=m.scan_layers, remat=m.remat
-  )
 
 
 def create_train_state(
@@ -132,23 +66,141 @@ def create_train_state(
   return graphdef, state
 
 
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The run's AdamW, at unit rate (the step takes the rate: `step.make_train_step`)."""
+  o = config.optim
+  return step_lib.adamw(
+      b1=o.b1,
+      b2=o.b2,
+      eps=o.eps,
+      weight_decay=o.weight_decay,
+      grad_clip=o.grad_clip,
+      flatten=o.flatten,
+  )
+
+
+def learning_rates(config: ml_collections.ConfigDict, plan: run_lib.RunPlan) -> np.ndarray:
+  """Every step's learning rate, computed once: the step takes it as an argument, so runs
+  that differ only in schedule share one compiled step."""
+  schedule = schedules.learning_rate(
+      config.optim.schedule,
+      peak=config.optim.lr,
+      warmup_steps=plan.warmup_steps,
+      total_steps=plan.total_steps,
+      floor=config.optim.lr_floor,
+      cooldown_start=plan.cooldown_start,
+      cooldown_shape=config.cooldown.shape,
+  )
+  return np.asarray(jax.vmap(schedule)(jnp.arange(plan.total_steps)), np.float32)
+
+
+@dataclasses.dataclass
+class Components:
+  """What a run trains with, built from its config on a mesh."""
+
+  run: run_lib.Run
+  mesh: Mesh
+  graphdef: nnx.GraphDef
+  state: step_lib.TrainState  # restored, or branched, when the workdir or a parent has one
+  train_step: Callable  # (state, batch, lr) -> (state, metrics), jitted and state-donating
+  learning_rates: np.ndarray  # one per step
+  source: object  # the grain random-access source
+  host: object  # this host's batches (a grain iterator; its state goes into checkpoints)
+  batches: pipeline.Batches  # global batches on the mesh, from `start_step` on
+  checkpoints: checkpoints_lib.Checkpoints | None  # None: built without a workdir
+  start_step: int
+
+  @property
+  def plan(self) -> run_lib.RunPlan:
+    return self.run.plan
+
+
+def setup(
+    config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = None
+) -> Components:
+  """Builds everything a run trains with on `mesh`. With a workdir, its checkpoints are
+  opened and the state and data position restored from the latest one (or, for a cooldown
+  branch that has none yet, from its parent's checkpoint at the branch point)."""
+  run = run_lib.Run(config, workdir or '')
+  plan, arch = run.plan, run.model
+  opt = optimizer(config)
+  graphdef, state = create_train_state(arch, opt, mesh, config.train.seed)
+  source = sources.make_source(config.data, arch.vision.image_size)
+  host = pipeline.host_batches(
+      source,
+      tokenizer=sources.make_tokenizer(config.data, arch.text),
+      image_size=arch.vision.image_size,
+      global_batch=plan.global_batch,
+      seed=config.data.seed,
+      num_workers=config.data.num_workers,
+      read_threads=config.data.read_threads,
+      strict=config.data.strict,
+      max_bad_fraction=config.data.max_bad_fraction,
+  )
+  ckpts, start = None, 0
+  if workdir is not None:
+    ckpts = checkpoints_lib.Checkpoints(
+        run.workdir.checkpoints, list(plan.milestone_steps), config.checkpoint.async_save
+    )
+    state, start = _restore(config, plan, ckpts, state, host, workdir)
+  loss_config = losses.LossConfig(
+      contrastive=config.loss.contrastive,
+      contrastive_weight=config.loss.contrastive_weight,
+      caption_weight=config.loss.caption_weight,
+  )
+  train_step = step_lib.make_train_step(
+      graphdef, opt, loss_config, mesh=mesh, micro_batches=config.train.micro_batches
+  )
+  batches = pipeline.Batches(host, mesh, plan.global_batch, len(source), start * plan.global_batch)
+  return Components(
+      run=run,
+      mesh=mesh,
+      graphdef=graphdef,
+      state=state,
+      train_step=train_step,
+      learning_rates=learning_rates(config, plan),
+      source=source,
+      host=host,
+      batches=batches,
+      checkpoints=ckpts,
+      start_step=start,
+  )
+
+
+def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainState, int]:
+  """(state, step) to start from: the run's latest checkpoint, a cooldown parent's branch
+  point, or the fresh state at step 0."""
+  start = ckpts.latest_step()
+  if start is not None:
+    state = ckpts.restore(start, checkpoints_lib.abstract_like(state), host)
+    log.info('Resumed %s at step %d.', workdir, start)
+    return state, start
+  if plan.cooldown_start is None:
+    return state, 0
+  parent_dir = run_lib.Workdir(config.cooldown.parent)
+  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False)
+  if plan.cooldown_start not in parent.all_steps():
+    raise ValueError(
+        f'cooldown.start={config.cooldown.start} is step {plan.cooldown_start}, but '
+        f'{config.cooldown.parent} has checkpoints at steps {sorted(parent.all_steps())}.'
+    )
+  state = parent.restore(plan.cooldown_start, checkpoints_lib.abstract_like(state), host)
+  parent.close()
+  log.info('Cooldown branch of %s from step %d.', config.cooldown.parent, plan.cooldown_start)
+  return state, plan.cooldown_start
+
+
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes the resolved config; resuming with a different one is an error, not a surprise."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  resolved = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    changed = changed_keys(saved, resolved)
-    if changed:
-      raise ValueError(
-          f'{workdir} holds a run with another config (differs in: '
-          f'{", ".join(changed)}); use a new --workdir to start a new run.'
-      )
-    return
-  if jax.process_index() == 0:
-    with open(path, 'w') as f:
-      json.dump(resolved, f, indent=2)
+  folder = run_lib.Workdir(workdir)
+  changed = folder.config_conflicts(config)
+  if changed:
+    raise ValueError(
+        f'{workdir} holds a run with another config (differs in: '
+        f'{", ".join(changed)}); use a new --workdir to start a new run.'
+    )
+  if not folder.has_config() and jax.process_index() == 0:
+    folder.write_config(config)
 
 
 class Preemption:
@@ -175,8 +227,7 @@ class Preemption:
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the last logged metrics."""
   validate(config)
-  plan = RunPlan.from_config(config)
-  os.makedirs(workdir, exist_ok=True)
+  run_lib.RunPlan.from_config(config)  # a plan that cannot be is an error before any write
   write_config(config, workdir)
   mesh = sharding.make_mesh(**config.mesh)
   check_batch_fits_mesh(config, mesh)
@@ -188,95 +239,24 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config.xla.gpu_flags,
         ' '.join(xla_flags.missing(config.xla.gpu_flags)),
     )
-  arch = model_config(config)
-
-  schedule = schedules.learning_rate(
-      config.optim.schedule,
-      peak=config.optim.lr,
-      warmup_steps=plan.warmup_steps,
-      total_steps=plan.total_steps,
-      floor=config.optim.lr_floor,
-      cooldown_start=plan.cooldown_start,
-      cooldown_shape=config.cooldown.shape,
-  )
-  o = config.optim
-  optimizer = step_lib.adamw(
-      b1=o.b1,
-      b2=o.b2,
-      eps=o.eps,
-      weight_decay=o.weight_decay,
-      grad_clip=o.grad_clip,
-      flatten=o.flatten,
-  )
-  loss_config = losses.LossConfig(
-      contrastive=config.loss.contrastive,
-      contrastive_weight=config.loss.contrastive_weight,
-      caption_weight=config.loss.caption_weight,
-  )
-  graphdef, state = create_train_state(arch, optimizer, mesh, config.train.seed)
-
-  source = sources.make_source(config.data, arch.vision.image_size)
-  host = pipeline.host_batches(
-      source,
-      tokenizer=sources.make_tokenizer(config.data, arch.text),
-      image_size=arch.vision.image_size,
-      global_batch=plan.global_batch,
-      seed=config.data.seed,
-      num_workers=config.data.num_workers,
-      read_threads=config.data.read_threads,
-      strict=config.data.strict,
-      max_bad_fraction=config.data.max_bad_fraction,
-  )
-
-  ckpts = checkpoints_lib.Checkpoints(
-      os.path.join(workdir, 'checkpoints'), list(plan.milestone_steps), config.checkpoint.async_save
-  )
-  start = ckpts.latest_step()
-  if start is not None:
-    state = ckpts.restore(start, checkpoints_lib.abstract_like(state), host)
-    log.info('Resumed %s at step %d.', workdir, start)
-  elif plan.cooldown_start is not None:
-    parent = checkpoints_lib.Checkpoints(
-        os.path.join(config.cooldown.parent, 'checkpoints'), [], async_save=False
-    )
-    if plan.cooldown_start not in parent.all_steps():
-      raise ValueError(
-          f'cooldown.start={config.cooldown.start} is step {plan.cooldown_start}, but '
-          f'{config.cooldown.parent} has checkpoints at steps {sorted(parent.all_steps())}.'
-      )
-    state = parent.restore(plan.cooldown_start, checkpoints_lib.abstract_like(state), host)
-    parent.close()
-    start = plan.cooldown_start
-    log.info('Cooldown branch of %s from step %d.', config.cooldown.parent, start)
-  else:
-    start = 0
-
-  train_step = step_lib.make_train_step(
-      graphdef,
-      optimizer,
-      loss_config,
-      mesh=mesh,
-      micro_batches=config.train.micro_batches,
-  )
-  # Every step's rate, computed once: the step takes it as an argument (see make_train_step).
-  learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(plan.total_steps)), np.float32)
-  batches = pipeline.Batches(host, mesh, plan.global_batch, len(source), start * plan.global_batch)
+  parts = setup(config, mesh, workdir)
+  plan, state, batches, ckpts = parts.plan, parts.state, parts.batches, parts.checkpoints
   writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard)
   preemption = Preemption()
   peak = flops.peak_flops(jax.devices()[0])
-  train_flops = flops.train_flops(arch)
-  total_samples = plan.total_steps * plan.global_batch
+  train_flops = parts.run.train_flops_per_sample
+  total_samples = plan.total_samples
 
   logged: dict = {}
   window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
   all_finite = True
-  step = start
+  step = parts.start_step
   with jax.set_mesh(mesh):
     while step < plan.total_steps:
       wait_start = time.perf_counter()
       batch = next(batches)
       data_wait += time.perf_counter() - wait_start
-      state, step_metrics = train_step(state, batch, learning_rates[step])
+      state, step_metrics = parts.train_step(state, batch, parts.learning_rates[step])
       # A device-side AND: checking it costs no host sync until we log or save.
       all_finite = step_metrics['finite'] & all_finite
       step += 1
@@ -301,7 +281,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         logged = {
             **{f'train/{k}': float(v) for k, v in jax.device_get(step_metrics).items()},
             **batches.metrics(),
-            **sources.source_metrics(source),
+            **sources.source_metrics(parts.source),
             'perf/samples_per_s': samples_per_s,
             'perf/step_s': elapsed / window_steps,
             'perf/data_wait_fraction': data_wait / elapsed,
@@ -313,7 +293,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         log.info('step %d | %s', step, metrics_lib.progress_line(logged, total_samples))
         window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
       if save:
-        ckpts.save(step, state, host)
+        ckpts.save(step, state, parts.host)
       if preempted:
         log.warning('Preempted at step %d; checkpoint saved, exiting.', step)
         break
