@@ -18,7 +18,7 @@ from scaling_vlm.data.synthetic import (
 
 # Every word naming a shape or a colour (with plurals) -> its canonical name.
 SHAPE_OF = {w: shape for shape, words in SHAPE_WORDS.items() for w in words} | {
-    synthetic._plural(w): shape for shape, words in SHAPE_WORDS.items() for w in words
+    synthetic.captions.plural(w): shape for shape, words in SHAPE_WORDS.items() for w in words
 }
 COLOUR_OF = {w: colour for colour, words in COLOUR_WORDS.items() for w in words}
 
