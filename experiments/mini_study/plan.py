@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 from experiments import sweep
+from scaling_vlm.models import archs
 
-PROCEDURES = ('clip', 'mammut', 'climp')
+PROCEDURES = tuple(archs.ARCHS)
 # The paper's comparison. CLIMP is left to `--procedures`: on a CPU its step-by-step scan costs
 # three times a ViT's step, and at these budgets its tiny models stay at chance.
 DEFAULT_PROCEDURES = ('clip', 'mammut')
@@ -36,25 +37,20 @@ class Budget:
   form: str  # the law fitted to each frontier
 
 
-# Sized for 10 minutes on 2 cores. Every model sees the same samples, as in the paper's grid:
-# a larger model then reaches further in compute, and where it learns more per sample (each
-# size at its own tuned rate, `configs/presets.TINY_LR`) its last checkpoints extend the
-# frontier that the held-out check predicts. (Giving smaller models more samples instead left
-# the largest one at chance, off the frontier.) CLIMP's tiny-4 is left out: on a CPU its
-# step-by-step scan makes it cost as much as the rest of its ladder together.
+# Sized for 10 minutes on 2 cores (measurements: NOTES.md). Every model sees the same samples, as
+# in the paper's grid, so the larger models' last checkpoints extend the frontier the held-out
+# check predicts. CLIMP's tiny-4 costs as much as the rest of its ladder on a CPU.
 FULL = Budget(
     ladder=(('tiny-1', 8_000), ('tiny-2', 8_000), ('tiny-3', 8_000), ('tiny-4', 8_000)),
     cosine=(('tiny-1', 4_000), ('tiny-2', 4_000), ('tiny-3', 4_000)),
     skip=frozenset({'climp_tiny-4'}),
     global_batch=32,
     warmup=512,
-    # 1000 images per task instead of 400 cost 25 -> 43 s for a 5-milestone tiny-4 run and
-    # shrink the sampling noise 1.6x: a held-out point is one evaluation, so its noise goes
-    # straight into the check.
+    # A held-out point is one evaluation: its sampling noise goes straight into the check.
     eval_size=1000,
     bootstrap=200,
-    # Four to seven frontier points per procedure: saturation_both's four parameters fitted
-    # to them extrapolated wildly (exponents of -36 measured), a power law does not.
+    # Four to seven frontier points per procedure support two parameters, not saturation_both's
+    # four (NOTES.md).
     form='power_law',
 )
 # A smoke test of every stage: two sizes, a few dozen steps each.
@@ -79,7 +75,7 @@ def largest_models(budget: Budget, procedures) -> dict[str, str]:
 
 
 def zoo_name(procedure: str, model: str) -> str:
-  return model if procedure == 'clip' else f'{procedure}_{model}'
+  return archs.ARCHS[procedure].zoo_name(model)
 
 
 def runs(budget: Budget, procedures=DEFAULT_PROCEDURES, seed: int = 0) -> list[sweep.Run]:
