@@ -54,6 +54,7 @@ def test_mfu_is_training_flops_per_second_over_the_peak():
   assert perf_line.mfu(4.43e10, 1000.0, None) == 'n/a'
 
 
+@pytest.mark.slow
 def test_train_throughput_prints_one_line_per_configuration():
   # The parent/child protocol end to end, on the smallest model: a step, then the pipeline.
   script = os.path.join(BENCHMARKS, 'train_throughput.py')

@@ -300,6 +300,7 @@ def test_sharded_gradients_equal_single_device(tiny_climp):
     assert np.abs(g1).max() > 0, path
 
 
+@pytest.mark.slow
 def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
   config = presets.make('climp', 'climp_tiny-1')
   config_lib.validate(config)  # the run config accepts the new family

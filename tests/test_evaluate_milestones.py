@@ -40,6 +40,7 @@ def read_rows(workdir):
     return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
   assert cli.main(['--workdir', run, *SMALL]) == 0
   rows = read_rows(run)
@@ -75,6 +76,7 @@ def test_every_milestone_becomes_rows_and_a_rerun_adds_none(run, capsys):
   )
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_and_a_missing_dataset_are_skipped(run, tmp_path, capsys):
   workdir = str(tmp_path / 'damaged')
   shutil.copytree(run, workdir, ignore=shutil.ignore_patterns('results.csv'))
@@ -131,6 +133,7 @@ def values(workdir):
   }
 
 
+@pytest.mark.slow
 def test_an_fsdp_mesh_writes_the_rows_of_one_device(run, tmp_path):
   """`--mesh fsdp=8` reads parameters split 8 ways (8 simulated CPU devices) and scores as
   the default, replicated mesh does."""
@@ -143,6 +146,7 @@ def test_an_fsdp_mesh_writes_the_rows_of_one_device(run, tmp_path):
   assert len(replicated) == 2 * (3 + 6 + 4) and fsdp == pytest.approx(replicated)
 
 
+@pytest.mark.slow
 def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
   tfds = pytest.importorskip('tensorflow_datasets')
   workdir = str(tmp_path / 'names')
@@ -160,6 +164,7 @@ def test_a_task_whose_class_names_do_not_fit_fails_alone(run, tmp_path, capsys):
   assert {r['task'] for r in read_rows(workdir)} == {'synthetic/shape'}
 
 
+@pytest.mark.slow
 def test_a_relative_workdir_is_evaluated(run, tmp_path, monkeypatch):
   # As the README's `--out runs/mini`: a path relative to the working directory.
   shutil.copytree(run, tmp_path / 'tiny-clip', ignore=shutil.ignore_patterns('results.csv'))
@@ -168,6 +173,7 @@ def test_a_relative_workdir_is_evaluated(run, tmp_path, monkeypatch):
   assert {int(r['samples_seen']) for r in read_rows('tiny-clip')} == {160, 320}
 
 
+@pytest.mark.slow
 def test_evaluation_images_are_read_once_per_process_not_once_per_checkpoint(
     run, tmp_path, monkeypatch
 ):

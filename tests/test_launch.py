@@ -15,6 +15,9 @@ from experiments import collect, launch
 from fitting import table
 from scaling_vlm.run import Workdir
 
+# Real training subprocesses launched as a sweep: minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # One CPU device per trainer: the tiny runs compile and start fastest (conftest sets 8).
 ONE_DEVICE = '--xla_force_host_platform_device_count=1'

@@ -94,6 +94,7 @@ def test_a_seed_replicates_the_same_study():
     assert a.config.to_dict() == b.config.to_dict()  # nothing else differs
 
 
+@pytest.mark.slow
 def test_every_run_is_trained_and_evaluated_into_one_table(study):
   out, _ = study
   runs = plan.make_runs(plan.QUICK)
@@ -116,6 +117,7 @@ def test_every_run_is_trained_and_evaluated_into_one_table(study):
   assert accuracy['value'].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_figures_and_report_hold_what_they_claim(study):
   out, first = study
   summary = json.loads((out / 'summary.json').read_text())
@@ -141,6 +143,7 @@ def test_figures_and_report_hold_what_they_claim(study):
   assert 'Crossover' in first.stdout
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_trains_nothing(study):
   out, _ = study
   before = pd.read_csv(out / 'results.csv')
@@ -151,6 +154,7 @@ def test_rerun_resumes_and_trains_nothing(study):
   pd.testing.assert_frame_equal(before, after)
 
 
+@pytest.mark.slow
 def test_workers_exit_when_the_study_is_killed(tmp_path):
   """SIGKILL the study mid-training: its worker processes must not train on for nobody."""
   env = dict(os.environ)

@@ -84,6 +84,7 @@ def test_flattened_adamw_gives_the_same_update():
   assert jax.tree.leaves(flat_state[0])[1].shape == (7 * 5 + 5 + 1,)
 
 
+@pytest.mark.slow
 def test_flattened_adamw_trains_like_the_plain_one():
   # One real step (sharded state creation, jitted and donated step) moves the parameters
   # alike. Later steps drift apart by up to ~1% of a learning-rate step where a gradient is
@@ -193,6 +194,7 @@ def test_train_step_donates_the_state():
   assert not any(x.is_deleted() for x in jax.tree.leaves(new_state))
 
 
+@pytest.mark.slow
 def test_the_loop_reads_device_values_only_at_log_and_save_steps(tmp_path, monkeypatch):
   # Every device-to-host read of a jax.Array (bool(), float(), np.asarray, device_get) goes
   # through ArrayImpl._value; each read is tagged with the number of steps run so far.

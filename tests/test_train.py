@@ -27,6 +27,7 @@ def tiny_config(model='tiny-1', steps=20, batch=16, **overrides):
   return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
 def test_tiny_models_learn(tmp_path, model):
   config = tiny_config(model, steps=50, batch=32, **{'optim.lr': 3e-3})
@@ -48,6 +49,7 @@ def run_steps(config, mesh, n):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
 def test_one_device_and_eight_give_the_same_losses(model):
   config = tiny_config(model, batch=16)
@@ -59,6 +61,7 @@ def test_one_device_and_eight_give_the_same_losses(model):
   assert single[-1] != single[0]  # the parameters did move
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', ['tiny-1', 'mammut_tiny-1'])
 def test_gradient_accumulation_equals_one_large_batch(model):
   mesh = sharding.make_mesh(data=4, fsdp=2)
@@ -88,6 +91,7 @@ def test_gradient_accumulation_equals_one_large_batch(model):
   assert optax.tree.norm(full) > 0
 
 
+@pytest.mark.slow
 def test_cooldown_branch_starts_at_the_parents_milestone(tmp_path):
   parent = tiny_config(steps=20, **{'optim.schedule': 'const', 'checkpoint.milestones': '160,320'})
   trainer.train(parent, str(tmp_path / 'parent'))
@@ -120,6 +124,7 @@ def test_cooldown_branch_starts_at_the_parents_milestone(tmp_path):
   assert float(schedule(13)) == pytest.approx(1e-3 * (1 - np.sqrt(0.5)))
 
 
+@pytest.mark.slow
 def test_runs_that_differ_in_schedule_peak_or_warmup_run_one_program(tmp_path, monkeypatch):
   """The program the trainer compiles (what the persistent cache keys on) is the same for a
   constant and a cosine run with another peak rate and warmup, and each step gets its rate."""
@@ -196,6 +201,7 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     trainer.write_config(tiny_config(**{'optim.lr': 5e-3}), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
   # An absurd LR blows the weights up after the first update; the loss then overflows.
   config = tiny_config(
