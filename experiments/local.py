@@ -21,9 +21,8 @@ import sys
 import time
 
 from experiments import workdirs
-from scaling_vlm.run import Workdir
 from experiments.sweep import REPO
-from scaling_vlm.train import trainer
+from scaling_vlm.run import EXIT_INCOMPLETE, Workdir
 
 TRAINED, SKIPPED, FAILED, INCOMPLETE, BLOCKED, CONFLICT = (
     'trained',
@@ -180,7 +179,7 @@ def _reap(running, outcomes, by_name, workdir, log_name, echo):
     done = by_name[name].plan.total_steps in Workdir(workdir[name]).saved_steps()
     if code == 0 and done:
       outcome = Outcome(name, TRAINED, log=log_path)
-    elif code in (0, trainer.EXIT_INCOMPLETE):
+    elif code in (0, EXIT_INCOMPLETE):
       outcome = Outcome(name, INCOMPLETE, 'stopped before its last step (SIGTERM?)', log_path)
     else:
       outcome = Outcome(name, FAILED, f'exit status {code}: {_last_line(log_path)}', log_path)

@@ -40,7 +40,7 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
       '--format',
       choices=sorted(READERS),
       default='ours',
-      help="table layout: 'ours' (DESIGN.md §3), the paper's wide all_results.csv.gz "
+      help="table layout: 'ours' (the long results table), the paper's wide all_results.csv.gz "
       "('paper-csv') or its per-run Parquet ('paper-parquet'); default: %(default)s",
   )
   add('--task', required=task_required, help='downstream task, e.g. imagenet1k')

@@ -1,7 +1,7 @@
 """FLOPs per sample: the paper's compute axis, and the training FLOPs that MFU is based on.
 
-**Paper convention** (`forward_flops`, DESIGN.md §4): forward FLOPs of one sample at the
-model's image size and context length, 2 FLOPs per multiply-add, counting linear layers,
+**Paper convention** (`forward_flops`; README, 'The model zoo'): forward FLOPs of one sample
+at the model's image size and context length, 2 FLOPs per multiply-add, counting linear layers,
 the patch embedding and the projections, and *not* the attention-score products (QKᵀ, AV),
 LayerNorm, softmax, GELU, biases or embedding lookups. MaMMUT counts both decoder passes,
 each with its LM head (the contrastive pass over all positions, the captioning pass over

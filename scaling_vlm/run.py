@@ -27,6 +27,10 @@ import numpy as np
 from scaling_vlm import flops, models
 from scaling_vlm.train.config import changed_keys, parse_count
 
+# The train CLI's exit status when it stopped early with its state saved (SIGTERM, preemption):
+# EX_TEMPFAIL, "run it again"; 0 is kept for a finished run.
+EXIT_INCOMPLETE = 75
+
 # One row per (run, checkpoint, task, metric). What every row of a run shares:
 RUN_COLUMNS = (
     'run_id',
@@ -82,10 +86,6 @@ class Workdir:
   @property
   def captions(self) -> str:
     return os.path.join(self.path, 'captions.jsonl')
-
-  @property
-  def lock(self) -> str:
-    return os.path.join(self.path, 'lock')
 
   @property
   def run_id(self) -> str:

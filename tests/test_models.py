@@ -1,4 +1,5 @@
-"""CLIP and MaMMUT as DESIGN.md §4 describes them: shapes, masks, pooling, sizes, errors."""
+"""CLIP and MaMMUT as README's 'The model zoo' describes them: shapes, masks, pooling, sizes,
+errors."""
 
 import math
 
@@ -12,7 +13,7 @@ from scaling_vlm import flops, models
 from scaling_vlm.models import layers
 from scaling_vlm.train import losses
 
-# Parameters (millions) and forward GFLOPs per sample from DESIGN.md §4.
+# Parameters (millions) and forward GFLOPs per sample: the excerpt table in README, 'The model zoo'.
 REFERENCES = {
     'ViT-B-32': (151.28, 14.54),
     'ViT-L-14': (427.62, 168.61),

@@ -14,7 +14,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from scaling_vlm.train import checkpoints, trainer
+from scaling_vlm.run import EXIT_INCOMPLETE
+from scaling_vlm.train import checkpoints
+
+# Real training subprocesses, killed and resumed: minutes on 2 cores.
+pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS, BATCH = 30, 32
@@ -126,7 +130,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   wait_for_step(process, tmp_path, 12)
   sent = time.time()
   process.send_signal(signal.SIGTERM)
-  assert process.wait(timeout=30) == trainer.EXIT_INCOMPLETE  # saved, but not done: run it again
+  assert process.wait(timeout=30) == EXIT_INCOMPLETE  # saved, but not done: run it again
   assert time.time() - sent < 30
   step, _ = final_params(tmp_path)
   # Neither a milestone (10, 30) nor a periodic save: the preemption checkpoint.

@@ -102,40 +102,26 @@ def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot:
               schedule_check=agreement,
           )
       )
+    entry = dict(
+        task=task,
+        metric=metric,
+        description=description,
+        x_max=x_max,
+        fits=fits,
+        pairs=pairs,
+        figure=None,
+        problems=problems,
+    )
+    out.append(entry)
     if not fits:
-      out.append(
-          dict(
-              task=task,
-              metric=metric,
-              description=description,
-              x_max=x_max,
-              fits={},
-              pairs=[],
-              figure=None,
-              problems=problems,
-          )
-      )
       continue
-    slug = task.replace('/', '_')
-    path = os.path.join(figures, f'{slug}.png')
+    entry['figure'] = os.path.join(figures, f"{task.replace('/', '_')}.png")
     crossings = [p['crossover']['point'] for p in pairs if p['crossover']['point'] is not None]
     plot.figure(
         [f.curve() for f in fits.values()],
-        path,
+        entry['figure'],
         title=f'{task} ({description})',
         ylabel=f'error = 1 - {metric}',
         crossovers=crossings if len(fits) == 2 else (),
-    )
-    out.append(
-        dict(
-            task=task,
-            metric=metric,
-            description=description,
-            x_max=x_max,
-            fits=fits,
-            pairs=pairs,
-            figure=path,
-            problems=problems,
-        )
     )
   return out

@@ -1,4 +1,4 @@
-"""The model zoo: open_clip names mapped to architectures (DESIGN.md §4).
+"""The model zoo: open_clip names mapped to architectures (README, 'The model zoo').
 
 Rows are (embed, vision width/layers/heads, patch sizes, text width/layers/heads). Names
 follow open_clip so results line up with the paper's: `ViT-B-32`, `mammut_ViT-B-32`, ...

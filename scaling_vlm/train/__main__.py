@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
   if not run.Run(_CONFIG.value, _WORKDIR.value).finished():
     # Preempted: the checkpoint is saved, but the run is not done. A non-zero status keeps
     # schedulers (SLURM's afterok, launchers) from taking it for a finished run.
-    sys.exit(trainer.EXIT_INCOMPLETE)
+    sys.exit(run.EXIT_INCOMPLETE)
 
 
 def run() -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import jax
+
+from scaling_vlm.run import Workdir
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class MetricsWriter:
 
   def __init__(self, workdir: str, tensorboard: bool = True):
     self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.path = Workdir(workdir).metrics
     self.tensorboard = None
     if self.enabled and tensorboard:
       try:
@@ -28,7 +29,7 @@ class MetricsWriter:
       except ImportError:
         log.info('tensorboardX is not installed; writing JSON lines only.')
       else:
-        self.tensorboard = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+        self.tensorboard = SummaryWriter(Workdir(workdir).tensorboard)
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:
@@ -47,7 +48,7 @@ class MetricsWriter:
 
 def read(workdir: str) -> list[dict]:
   """Every metrics row of a run, in order."""
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+  with open(Workdir(workdir).metrics) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 

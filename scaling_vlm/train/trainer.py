@@ -32,11 +32,6 @@ from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, valid
 
 log = logging.getLogger(__name__)
 
-# The train CLI's exit status when it stopped early with its state saved (SIGTERM, preemption):
-# EX_TEMPFAIL, "run it again"; 0 is kept for a finished run.
-EXIT_INCOMPLETE = 75
-
-
 class NonFiniteError(RuntimeError):
   """The loss or the gradient became NaN or infinite."""
 
