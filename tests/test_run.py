@@ -79,7 +79,7 @@ def test_build_config_reads_overrides_as_the_cli_reads_their_flags():
 def test_build_config_names_unknown_keys_and_bad_values():
   with pytest.raises(ValueError, match=r"Unknown config key 'optim.learning_rate'.*optim.lr"):
     config_lib.build_config(TINY, {'optim.learning_rate': 1e-3})
-  with pytest.raises(ValueError, match=r"train.global_batch=6.5: expected int"):
+  with pytest.raises(ValueError, match=r'train.global_batch=6.5: expected int'):
     config_lib.build_config(TINY, {'train.global_batch': 6.5})
   with pytest.raises(ValueError, match=r"log.tensorboard='yes': expected bool"):
     config_lib.build_config(TINY, {'log.tensorboard': 'yes'})

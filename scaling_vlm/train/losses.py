@@ -231,7 +231,6 @@ def total_loss(
   """
   terms = {'contrastive': contrastive_term(outputs, config, mesh=mesh)}
   if 'caption_logits' in outputs:
-    terms['caption'] = caption_loss(
-        outputs['caption_logits'], tokens[:, 1:], pad_id=config.pad_id
-    )[0]
+    caption, _ = caption_loss(outputs['caption_logits'], tokens[:, 1:], pad_id=config.pad_id)
+    terms['caption'] = caption
   return loss_metrics(terms, outputs['logit_scale'], config)

@@ -32,6 +32,7 @@ from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, valid
 
 log = logging.getLogger(__name__)
 
+
 class NonFiniteError(RuntimeError):
   """The loss or the gradient became NaN or infinite."""
 
@@ -110,9 +111,7 @@ class Components:
     return self.run.plan
 
 
-def setup(
-    config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = None
-) -> Components:
+def setup(config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = None) -> Components:
   """Builds everything a run trains with on `mesh`. With a workdir, its checkpoints are
   opened and the state and data position restored from the latest one (or, for a cooldown
   branch that has none yet, from its parent's checkpoint at the branch point)."""
