@@ -161,7 +161,7 @@ def test_make_tokenizer_by_config_name(tmp_path):
   text = TextConfig(32, 1, 1, context_length=5, vocab_size=bpe_ids)
   assert sources.make_tokenizer(data, text)('hello').shape == (1, 5)
   data.tokenizer = 'word'
-  assert sources.make_tokenizer(data, text)('a red cube').shape == (1, 5)
+  assert sources.make_tokenizer(data, text)('a red circle').shape == (1, 5)
   data.tokenizer = 'spm'
   with pytest.raises(ValueError, match="data.tokenizer='spm'.*word.*clip_bpe"):
     sources.make_tokenizer(data, text)
