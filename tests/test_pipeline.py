@@ -206,3 +206,33 @@ def test_global_batches_on_the_mesh_are_normalised():
   )
   assert stream.samples_seen == 16 and stream.epoch == 0.25
   assert jax.device_get(batch['tokens']).shape == (16, 32)
+
+
+class Captioned(Numbered):
+  """Numbered, with a caption per record: a word the tokenizer does not know, an empty one,
+  and one far longer than the context."""
+
+  CAPTIONS = {3: 'a photo of a zebra .', 5: '   ', 6: ' '.join(['a red circle'] * 40)}
+
+  def __getitem__(self, i):
+    return super().__getitem__(i) | {'caption': self.CAPTIONS.get(i, 'a red circle .')}
+
+
+def test_captions_the_tokenizer_rejects_or_that_are_empty_are_bad_records(caplog):
+  it = pipeline.host_batches(
+      Captioned(12),
+      tokenizer=TOKENIZER,
+      image_size=32,
+      global_batch=10,
+      seed=0,
+      train=False,
+      max_bad_fraction=0.5,
+      prefetch=0,
+  )
+  batch = next(it)
+  assert sorted(batch['keys'], key=int) == [str(i) for i in range(12) if i not in (3, 5)]
+  assert batch['bad_records'] == {'untokenizable caption': 1, 'empty caption': 1}
+  assert "numbered:3: untokenizable caption (ValueError: word 'zebra'" in caplog.text
+  # The long caption is cut to the 32-token context and still ends in EOT.
+  long = batch['tokens'][list(batch['keys']).index('6')]
+  assert len(long) == 32 and long[-1] == TOKENIZER.eot_id

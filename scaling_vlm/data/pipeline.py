@@ -49,7 +49,8 @@ class BadRecord:
 def preprocess(
     record: dict, rng: np.random.Generator, *, image_size: int, tokenizer: Tokenizer, train: bool
 ) -> dict | BadRecord:
-  """Decode + crop + tokenize one record; any failure becomes a `BadRecord`."""
+  """Decode + crop + tokenize one record; any failure (a missing or undecodable image, a
+  missing, empty or untokenizable caption) becomes a `BadRecord`."""
   shard, key = str(record.get('shard', '?')), str(record.get('key', '?'))
   if record.get('error'):
     return BadRecord(shard, key, record['error'])
@@ -65,7 +66,15 @@ def preprocess(
       pixels = transforms.center_crop(image, image_size)
   except (OSError, ValueError, SyntaxError) as error:  # what decoders raise on corrupt data
     return BadRecord(shard, key, f'undecodable image ({type(error).__name__}: {error})')
-  return {'images': pixels, 'tokens': tokenizer(record['caption'])[0], 'keys': key}
+  # An empty caption pairs the image with no text: nothing to learn, so it is a bad record. A
+  # caption longer than the context is cut to fit, ending in EOT, and trained on (open_clip).
+  if not str(record['caption']).strip():
+    return BadRecord(shard, key, 'empty caption')
+  try:
+    tokens = tokenizer(record['caption'])[0]
+  except (ValueError, KeyError, TypeError, UnicodeError) as error:  # e.g. an unknown word
+    return BadRecord(shard, key, f'untokenizable caption ({type(error).__name__}: {error})')
+  return {'images': pixels, 'tokens': tokens, 'keys': key}
 
 
 class HostBatches(grain.DatasetIterator):
