@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
           f'--parallel={args.parallel}: use 1 or more with --backend local; a TPU VM runs one '
           'run at a time (its chips belong to one process).'
       )
+    if args.backend == 'slurm' and args.out:
+      slurm.check_sweep_dir(args.out)  # before anything is planned or written
     runs = sweep.load(args.sweep_file)
     # Branches are checked against their parents even when --only leaves the parents out.
     planned = sweep.expand(runs, args.out or 'SWEEP_DIR')

@@ -18,14 +18,15 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import re
 import shlex
 import subprocess
 import sys
 
 from experiments import workdirs
-from scaling_vlm.run import Workdir
 from experiments.local import BLOCKED, CONFLICT, FAILED, SKIPPED, Outcome, command
 from experiments.sweep import REPO
+from scaling_vlm.run import Workdir
 
 SUBMITTED, QUEUED = 'submitted', 'queued'
 SCRIPT = 'slurm.sbatch'
@@ -49,6 +50,27 @@ class Options:
     return dataclasses.replace(self, **dict(resources))
 
 
+# Characters an #SBATCH value may hold unquoted; sbatch reads the rest of the line itself (no
+# shell), splitting at blanks unless the value is in double quotes.
+_PLAIN = re.compile(r'[\w@%+=:,./-]*')
+
+
+def check_sweep_dir(sweep_dir: str) -> None:
+  """A sweep folder sbatch scripts can name: no line break (it would end an #SBATCH or comment
+  line, and the rest would run as a command) and no double quote (it ends a quoted value)."""
+  bad = sorted({c for c in sweep_dir if c in '\n\r"'})
+  if bad:
+    raise ValueError(
+        f'--out {sweep_dir!r} holds {", ".join(map(repr, bad))}, which an sbatch script cannot '
+        'name; choose a folder without line breaks or double quotes.'
+    )
+
+
+def directive_value(value: str) -> str:
+  """`value` as an #SBATCH option's value: as it is, or in double quotes if it has blanks."""
+  return value if _PLAIN.fullmatch(value) else f'"{value}"'
+
+
 def job_name(sweep_dir: str, run_name: str) -> str:
   return f'{os.path.basename(os.path.abspath(sweep_dir))}.{run_name}'
 
@@ -58,15 +80,16 @@ def script(planned, sweep_dir: str, options: Options) -> str:
   o = options.merged(planned.run.resources)
   workdir = os.path.join(os.path.abspath(sweep_dir), planned.name)
   directives = [
-      f'--job-name={job_name(sweep_dir, planned.name)}',
+      f'--job-name={directive_value(job_name(sweep_dir, planned.name))}',
       f'--nodes={o.nodes}',
       f'--ntasks-per-node={o.gpus_per_node}',  # one process per GPU, as JAX's SLURM support
       f'--gpus-per-node={o.gpus_per_node}',
       *([f'--cpus-per-task={o.cpus_per_task}'] if o.cpus_per_task else []),
       f'--time={o.time}',
-      *([f'--partition={o.partition}'] if o.partition else []),
-      *([f'--account={o.account}'] if o.account else []),
-      f'--output={workdir}/train.log',
+      *([f'--partition={directive_value(o.partition)}'] if o.partition else []),
+      *([f'--account={directive_value(o.account)}'] if o.account else []),
+      # '%' starts a file-name pattern (%j, %x) in --output; '%%' is a literal one.
+      f'--output={directive_value(f"{workdir}/train.log".replace("%", "%%"))}',
       '--open-mode=append',  # a resubmitted run adds to its log
       f'--signal=TERM@{o.signal_s}',
       *o.sbatch_args,
@@ -103,6 +126,7 @@ def queued_jobs() -> dict[str, str]:
 
 def submit(planned: list, sweep_dir: str, options: Options, dry_run: bool = False, echo=print):
   """Submits what is neither finished nor queued; returns one Outcome per run."""
+  check_sweep_dir(sweep_dir)
   queued = {} if dry_run else queued_jobs()
   jobs: dict[str, str] = {}  # run name -> job id (submitted now, or already queued)
   outcomes: dict[str, Outcome] = {}

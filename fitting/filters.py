@@ -71,10 +71,20 @@ def eligible_points(
     )
   rows = rows[rows['metric'] == metric].copy()
   for column in (x, 'value', 'samples_seen'):
-    bad = rows[column].isna()
-    if bad.any():
-      runs = sorted(set(rows.loc[bad, 'run_id']))[:5]
-      raise ValueError(f'{bad.sum()} rows of {task}/{metric} have NaN {column} (runs {runs})')
+    numbers = pd.to_numeric(rows[column], errors='coerce')
+    for bad, what in (
+        (numbers.isna() & rows[column].notna(), 'non-numeric'),  # text in a CSV cell
+        (rows[column].isna(), 'NaN'),
+        (np.isinf(numbers), 'infinite'),
+    ):
+      if bad.any():
+        runs = sorted(set(rows.loc[bad, 'run_id']))[:5]
+        example = rows.loc[bad, column].iloc[0]
+        raise ValueError(
+            f'{bad.sum()} rows of {task}/{metric} have {what} {column} (runs {runs}; '
+            f'first: {str(example)!r} in row {rows.index[bad][0]})'
+        )
+    rows[column] = numbers.astype(np.float64)
   if (rows[x] <= 0).any():
     runs = sorted(set(rows.loc[rows[x] <= 0, 'run_id']))[:5]
     raise ValueError(f'{x} must be positive; runs {runs} have {x} <= 0')

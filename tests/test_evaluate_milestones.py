@@ -211,3 +211,27 @@ def test_evaluation_images_are_read_once_per_process_not_once_per_checkpoint(
   assert {(samples, task) for samples, task, _ in values(streamed)} == {
       (samples, task) for samples in ('160', '320') for task in [*specs, 'zeroshot_average']
   }
+
+
+def test_a_torn_results_file_loses_only_its_cut_line_and_the_next_write_repairs_it(
+    tmp_path, caplog
+):
+  info = results.RunInfo(run_lib.Run(tiny_config(), str(tmp_path / 'tiny')))
+  path = str(tmp_path / 'results.csv')
+  table = results.ResultsFile(path)
+  table.append(info.rows(10, 'synthetic/shape', {'acc1': 0.5, 'acc5': 0.9}))
+  whole = open(path).read()
+  with open(path, 'a') as file:  # a kill or a full disk in the middle of the next task's rows
+    file.write(whole.splitlines(keepends=True)[1][:40])
+  table = results.ResultsFile(path)
+  assert 'dropped its last line, cut short by an interrupted write' in caplog.text
+  assert table.has('tiny', 160, 'synthetic/shape') and len(table.values) == 2
+  table.append(info.rows(20, 'synthetic/colour', {'acc1': 0.7}))
+  with open(path, newline='') as file:
+    rows = list(csv.DictReader(file))
+  assert [(r['samples_seen'], r['metric'], r['value']) for r in rows] == [
+      ('160', 'acc1', '0.5'),
+      ('160', 'acc5', '0.9'),
+      ('320', 'acc1', '0.7'),
+  ]
+  assert not os.path.exists(path + '.tmp')

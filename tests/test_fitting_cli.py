@@ -247,3 +247,27 @@ def test_paper_csv_format_gives_the_same_fit(results, tmp_path):
     fits.append(json.loads(out.read_text()))
   assert fits[0]['frontier'] == fits[1]['frontier']
   assert fits[0]['params'] == pytest.approx(fits[1]['params'], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    'column, cell, what',
+    [
+        ('compute_gflops', '4.2 GFLOPs', 'non-numeric compute_gflops'),
+        ('value', 'inf', 'infinite value'),
+        ('compute_gflops', 'inf', 'infinite compute_gflops'),
+    ],
+)
+def test_bad_cells_are_one_line_errors_naming_the_rows(
+    results, tmp_path, capsys, column, cell, what
+):
+  frame = pd.read_csv(results)
+  frame[column] = frame[column].astype(object)
+  frame.loc[3, column] = cell  # run clip-dfn-2-..., a cell a torn or hand-edited CSV can hold
+  path = tmp_path / 'bad.csv'
+  frame.to_csv(path, index=False)
+  argv = ['fit', '--results', str(path), '--task', 'imagenet1k', '--where', 'arch=clip']
+  assert cli.main(argv + ['--where', 'pretrain_dataset=dfn']) == 2
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1, error
+  assert f'1 rows of imagenet1k/acc1 have {what}' in error
+  assert f"runs ['{frame.run_id[3]}']" in error and 'in row 3' in error

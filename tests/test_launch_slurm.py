@@ -76,7 +76,7 @@ def test_parents_first_and_branches_wait_on_the_parent_job(sweep_file, tmp_path,
       '--gpus-per-node=8',
       '--time=24:00:00',
       '--partition=booster',
-      '--account=my proj',
+      '--account="my proj"',  # sbatch splits at blanks outside double quotes
       f'--output={out}/const/train.log',
       '--open-mode=append',
       '--signal=TERM@300',
@@ -144,3 +144,20 @@ def test_dry_run_prints_scripts_and_submits_nothing(sweep_file, tmp_path, monkey
   assert f'$ sbatch --parsable {out}/const/slurm.sbatch' in output
   assert '--dependency=afterok:<job id of dry.const>' in output
   assert not out.exists() and not calls.exists()
+
+
+def test_sweep_folders_sbatch_cannot_name_are_refused_and_the_rest_quoted(
+    sweep_file, tmp_path, monkeypatch, capsys
+):
+  calls = fake_slurm(tmp_path, monkeypatch)
+  injected = str(tmp_path / 'grid\ntouch /tmp/pwned')
+  assert launch.main([sweep_file, '--backend', 'slurm', '--out', injected]) == 2
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1 and "holds '\\n', which an sbatch script cannot name" in error
+  assert not calls.exists()  # nothing submitted
+  assert not any(name.startswith('grid') for name in os.listdir(tmp_path))  # nothing written
+  out = tmp_path / 'my grid 100%'
+  assert launch.main([sweep_file, '--backend', 'slurm', '--out', str(out)]) == 0
+  text = (out / 'const' / 'slurm.sbatch').read_text()
+  assert f'#SBATCH --output="{out}/const/train.log"'.replace('100%', '100%%') in text
+  assert '#SBATCH --job-name="my grid 100%.const"\n' in text

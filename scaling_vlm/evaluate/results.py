@@ -11,11 +11,15 @@ rerun skips.
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 
 from scaling_vlm import models, run as run_lib
 
 COLUMNS = run_lib.RESULT_COLUMNS
+
+log = logging.getLogger(__name__)
 
 
 class RunInfo:
@@ -41,36 +45,63 @@ class RunInfo:
 
 
 class ResultsFile:
-  """`results.csv` of one run: the (run_id, samples_seen, task) triples it holds, and appends."""
+  """`results.csv` of one run: the (run_id, samples_seen, task) triples it holds, and appends.
+
+  Every append replaces the file whole (a temporary file, fsynced, renamed over it), so a kill
+  or a full disk leaves the table as it was before or after, never half a task's rows. A file
+  torn by an older writer loses its cut-short last line, with a warning, and the next append
+  writes it back without it.
+  """
 
   def __init__(self, path: str):
     self.path = path
     self.done: set[tuple[str, int, str]] = set()
     self.values: dict[tuple[str, int, str, str], float] = {}
-    if os.path.exists(path):
-      with open(path, newline='') as file:
-        reader = csv.DictReader(file)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-          raise ValueError(
-              f"{path} has columns {reader.fieldnames}, not the results table's {list(COLUMNS)};"
-              ' move it away to start a new one'
-          )
-        for row in reader:
-          key = (row['run_id'], int(row['samples_seen']), row['task'])
-          self.done.add(key)
-          self.values[(*key, row['metric'])] = float(row['value'])
+    self.text = ''  # the file's complete lines
+    if not os.path.exists(path):
+      return
+    with open(path, newline='') as file:
+      text = file.read()
+    if text and not text.endswith('\n'):
+      torn = text[text.rfind('\n') + 1 :]
+      log.warning(
+          '%s: dropped its last line, cut short by an interrupted write (%r); the next write '
+          'repairs the file.',
+          path,
+          torn[:60],
+      )
+      text = text[: len(text) - len(torn)]
+    reader = csv.DictReader(io.StringIO(text, newline=''))
+    if tuple(reader.fieldnames or ()) != COLUMNS:
+      raise ValueError(
+          f"{path} has columns {reader.fieldnames}, not the results table's {list(COLUMNS)};"
+          ' move it away to start a new one'
+      )
+    for row in reader:
+      self._add(row)
+    self.text = text
+
+  def _add(self, row: dict) -> None:
+    key = (row['run_id'], int(row['samples_seen']), row['task'])
+    self.done.add(key)
+    self.values[(*key, row['metric'])] = float(row['value'])
 
   def has(self, run_id: str, samples_seen: int, task: str) -> bool:
     return (run_id, samples_seen, task) in self.done
 
   def append(self, rows: list[dict]) -> None:
-    new = not os.path.exists(self.path)
-    with open(self.path, 'a', newline='') as file:
-      writer = csv.DictWriter(file, COLUMNS)
-      if new:
-        writer.writeheader()
-      writer.writerows(rows)
+    new = io.StringIO(newline='')
+    writer = csv.DictWriter(new, COLUMNS)
+    if not self.text:
+      writer.writeheader()
+    writer.writerows(rows)
+    text = self.text + new.getvalue()
+    temporary = f'{self.path}.tmp'
+    with open(temporary, 'w', newline='') as file:
+      file.write(text)
+      file.flush()
+      os.fsync(file.fileno())
+    os.replace(temporary, self.path)
+    self.text = text
     for row in rows:
-      key = (row['run_id'], row['samples_seen'], row['task'])
-      self.done.add(key)
-      self.values[(*key, row['metric'])] = float(row['value'])
+      self._add(row)
