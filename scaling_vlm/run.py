@@ -14,12 +14,15 @@ and a test holds the two equal.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import json
 import math
 import os
 import re
+import socket
 
 import ml_collections
 import numpy as np
@@ -54,6 +57,10 @@ RESULT_COLUMNS = (
     'value',
     'cooldown_from',  # empty, or 'parent_run@samples' for a cooldown branch
 )
+
+
+class WorkdirBusy(RuntimeError):
+  """Another live process holds the workdir's lock."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +121,36 @@ class Workdir:
 
   def write_config(self, config: ml_collections.ConfigDict) -> None:
     os.makedirs(self.path, exist_ok=True)
-    with open(self.config, 'w') as file:
+    with open(f'{self.config}.tmp', 'w') as file:
       json.dump(json.loads(config.to_json_best_effort()), file, indent=2)
+    os.replace(f'{self.config}.tmp', self.config)  # a reader never sees half a config
+
+  @property
+  def lock(self) -> str:
+    return os.path.join(self.path, 'lock')
+
+  @contextlib.contextmanager
+  def locked(self):
+    """Holds the workdir's exclusive lock while the block runs: a second trainer on the same
+    workdir (a relaunched sweep, a requeued job while the old one lives) fails at once with
+    WorkdirBusy, naming the holder. The lock is the kernel's (fcntl), so a process that dies,
+    even by kill -9, leaves none behind; the file only says who held it last."""
+    os.makedirs(self.path, exist_ok=True)
+    fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError:
+        holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'another process'
+        raise WorkdirBusy(
+            f'{self.path} is in use by another trainer ({holder}); wait for it to end or stop '
+            'it, or choose another --workdir.'
+        ) from None
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, f'host {socket.gethostname()} pid {os.getpid()}\n'.encode(), 0)
+      yield
+    finally:
+      os.close(fd)  # releases the lock
 
   def saved_steps(self) -> set[int]:
     """Steps with a complete checkpoint: orbax renames a step folder into place only once its
@@ -141,6 +176,13 @@ def milestone_samples(spec: str, total_samples: int, global_batch: int) -> list[
     points = np.logspace(0, decades, max(2, round(decades * per_decade) + 1)) * global_batch
   else:
     points = [parse_count(v, 'checkpoint.milestones') for v in spec.split(',') if v.strip()]
+    if points != sorted(set(points)):
+      raise ValueError(f'checkpoint.milestones={spec!r} must increase, without repeats.')
+    if points and points[-1] > total_samples:
+      raise ValueError(
+          f'checkpoint.milestones={spec!r} names {points[-1]} samples, past the end of the run '
+          f'(train.samples={total_samples}).'
+      )
   steps = {min(math.ceil(p / global_batch), total_samples // global_batch) for p in points}
   steps.add(total_samples // global_batch)
   return [s * global_batch for s in sorted(steps) if s > 0]

@@ -1,6 +1,7 @@
 """What a run is (`scaling_vlm.run`): plan, workdir, compute and the results-table contract,
 read without JAX; and configs built from a file plus overrides as the train CLI builds them."""
 
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,30 @@ def test_build_config_names_unknown_keys_and_bad_values():
     config_lib.build_config(TINY, {'train.global_batch': 6.5})
   with pytest.raises(ValueError, match=r"log.tensorboard='yes': expected bool"):
     config_lib.build_config(TINY, {'log.tensorboard': 'yes'})
+
+
+HOLD = """
+import sys, time
+from scaling_vlm.run import Workdir
+with Workdir(sys.argv[1]).locked():
+  print('locked', flush=True)
+  time.sleep(60)
+"""
+
+
+def test_a_workdir_is_held_by_one_process_and_freed_when_it_dies(tmp_path):
+  holder = subprocess.Popen(
+      [sys.executable, '-c', HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+  )
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    with pytest.raises(
+        run.WorkdirBusy, match=rf'in use by another trainer \(host .* pid {holder.pid}\)'
+    ):
+      with run.Workdir(str(tmp_path)).locked():
+        pass
+  finally:
+    holder.kill()  # kill -9: no cleanup runs, the kernel drops the lock
+    holder.wait()
+  with run.Workdir(str(tmp_path)).locked():
+    assert f'pid {os.getpid()}' in (tmp_path / 'lock').read_text()

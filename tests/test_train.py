@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import presets
-from scaling_vlm import models, sharding
+from scaling_vlm import models, run as run_lib, sharding
 from scaling_vlm.train import config as config_lib
 from scaling_vlm.train import losses, metrics, schedules, step as step_lib, trainer
 
@@ -195,26 +195,103 @@ def test_bad_configs_name_the_key():
     presets.make('clip', 'mammut_ViT-B-32')
 
 
-def test_resuming_with_another_config_is_refused(tmp_path):
-  trainer.write_config(tiny_config(), str(tmp_path))
+def test_resuming_with_another_config_is_refused_but_a_start_without_checkpoint_is_new(tmp_path):
+  workdir = run_lib.Workdir(str(tmp_path))
+  workdir.write_config(tiny_config())
+  other = tiny_config(**{'optim.lr': 5e-3})
+  trainer.claim_config(other, workdir)  # no checkpoint yet: a failed start, this config wins
+  (tmp_path / 'checkpoints' / '5').mkdir(parents=True)
   with pytest.raises(ValueError, match=r'differs in: optim.lr'):
-    trainer.write_config(tiny_config(**{'optim.lr': 5e-3}), str(tmp_path))
+    trainer.claim_config(other, workdir)
+
+
+@pytest.mark.parametrize(
+    'key, value, message',
+    [
+        ('optim.lr', -1.0, r'optim.lr=-1.0 is not allowed; it must be > 0'),
+        ('checkpoint.latest_every_steps', 0, r'latest_every_steps=0 is not allowed.*>= 1'),
+        ('log.every_steps', 0, r'log.every_steps=0 is not allowed; it must be >= 1'),
+        ('data.max_bad_fraction', -1.0, r'max_bad_fraction=-1.0 is not allowed.*\[0, 1\]'),
+        ('mesh.data', 0, r'mesh.data=0 is not allowed.*-1 \(every device\) or >= 1'),
+        ('checkpoint.milestones', '128,64', r"milestones='128,64' must increase"),
+        ('checkpoint.milestones', '64,1M', r'names 1000000 samples, past the end of the run'),
+    ],
+)
+def test_every_numeric_key_has_its_range(key, value, message):
+  config = tiny_config(**{key: value})
+  with pytest.raises(ValueError, match=message):
+    config_lib.validate(config)
+    run_lib.RunPlan.from_config(config)
+
+
+def test_a_failed_start_writes_nothing(tmp_path):
+  """Inputs, parents and the mesh are checked before the workdir is touched."""
+  cases = {
+      'shards': (
+          {'data.source': 'wds', 'data.shards': str(tmp_path / 'nope/{0..3}.tar')},
+          r'data.shards=.*nope/0.tar, .*nope/1.tar, .*nope/2.tar, ... \(4 in all\), and '
+          'none of them exists',
+      ),
+      'parent': (
+          {
+              'optim.schedule': 'cooldown',
+              'cooldown.parent': str(tmp_path / 'const'),
+              'cooldown.start': '64',
+          },
+          r"cooldown.parent=.*const' does not exist",
+      ),
+      'mesh': ({'mesh.fsdp': 3}, r'fsdp'),
+  }
+  for name, (overrides, message) in cases.items():
+    with pytest.raises(ValueError, match=message):
+      trainer.train(tiny_config(**overrides), str(tmp_path / name))
+    assert not (tmp_path / name).exists(), name
+  assert not (tmp_path / 'const').exists()  # opening a parent never creates it
+
+
+def test_the_non_finite_message_names_the_checkpoint_safe_to_resume_from():
+  class Saved:
+
+    def __init__(self, steps):
+      self.steps = steps
+
+    def all_steps(self):
+      return self.steps
+
+  two = str(trainer._non_finite(12, Saved([4, 8, 10])))
+  assert 'at or before step 12' in two
+  assert 'the checkpoint at step 8 is the safe one to resume from (step 10, the latest' in two
+  assert 'resume from the checkpoint at step 4' in str(trainer._non_finite(6, Saved([4])))
+  assert '\n' not in two
 
 
 @pytest.mark.slow
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoints(tmp_path):
   # An absurd LR blows the weights up after the first update; the loss then overflows.
   config = tiny_config(
       steps=20, **{'optim.lr': 1e12, 'train.warmup': '0', 'checkpoint.latest_every_steps': 1}
   )
-  with pytest.raises(trainer.NonFiniteError, match=r'last checkpoint \(step \d+\) is intact'):
+  with pytest.raises(
+      trainer.NonFiniteError,
+      match=r'resume from the checkpoint at step \d+|step \d+ is the safe one to resume from',
+  ):
     trainer.train(config, str(tmp_path))
   ckpts = trainer.checkpoints_lib.Checkpoints(str(tmp_path / 'checkpoints'), [])
+  assert 1 <= len(ckpts.all_steps()) <= 2  # the two latest are kept
   last = ckpts.latest_step()
   state = trainer.checkpoints_lib.read_state(str(tmp_path / 'checkpoints' / str(last) / 'state'))
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state['params']))
   rows = metrics.read(str(tmp_path))
   assert rows[-1]['step'] == last  # nothing was logged or saved after the blow-up
+
+
+@pytest.mark.slow
+def test_two_rolling_checkpoints_are_kept_besides_the_milestones(tmp_path):
+  config = tiny_config(
+      steps=8, **{'checkpoint.latest_every_steps': 1, 'checkpoint.milestones': '32,128'}
+  )
+  trainer.train(config, str(tmp_path))
+  assert run_lib.Workdir(str(tmp_path)).saved_steps() == {2, 7, 8}
 
 
 @pytest.mark.parametrize('name,scan', [('tiny-1', True), ('climp_tiny-1', False)])
@@ -236,3 +313,20 @@ def test_weight_decay_reaches_weights_only(name, scan):
     assert moved.get(leaf, {False}) == {False}, leaf
   if scan:
     assert 'class_embedding' in moved and moved['class_embedding'] == {False}
+
+
+def test_a_resumed_run_logs_each_step_once_in_order(tmp_path):
+  writer = metrics.MetricsWriter(str(tmp_path), tensorboard=True)
+  for step in range(1, 11):
+    writer.write(step, {'train/loss': float(step)})
+  writer.close()
+  with open(tmp_path / 'metrics.jsonl', 'a') as file:
+    file.write('{"step": 11, "tr')  # killed mid-line
+  # Resumed from the checkpoint at step 6: steps 7.. run again.
+  writer = metrics.MetricsWriter(str(tmp_path), tensorboard=True, start_step=6)
+  for step in range(7, 9):
+    writer.write(step, {'train/loss': 100.0 + step})
+  writer.close()
+  rows = metrics.read(str(tmp_path))
+  assert [r['step'] for r in rows] == list(range(1, 9))
+  assert [r['train/loss'] for r in rows][5:] == [6.0, 107.0, 108.0]

@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -115,8 +116,9 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(uninterrupted, tm
   expected_step, expected = final_params(uninterrupted)
   assert step == expected_step == STEPS
   assert_bit_identical(resumed, expected)
-  # Metrics continue from the resumed step (some steps after the last checkpoint re-run).
-  assert logged_steps(tmp_path)[-1] == STEPS
+  # The steps after the last checkpoint ran twice, but the log holds each step once, in order:
+  # resuming cut it back to the checkpoint.
+  assert logged_steps(tmp_path) == logged_steps(uninterrupted)
 
 
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
@@ -191,3 +193,83 @@ def test_unknown_override_is_a_clear_error(tmp_path):
   assert result.returncode != 0
   assert "Unknown config key 'optim.learning_rate'. Did you mean optim.lr" in result.stderr
   assert not (tmp_path / 'checkpoints').exists()  # rejected before anything started
+
+
+def test_sigterm_while_the_run_is_starting_still_ends_it_as_incomplete(tmp_path):
+  process = subprocess.Popen(
+      command(tmp_path), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
+  time.sleep(3)  # importing, checking, compiling: the handler is in from the first moment
+  process.send_signal(signal.SIGTERM)
+  assert process.wait(timeout=120) == EXIT_INCOMPLETE, process.stderr.read()[-3000:]
+  assert final_params(tmp_path)[0] == logged_steps(tmp_path)[-1] < STEPS
+
+
+def test_a_second_trainer_on_a_workdir_exits_at_once_naming_the_first(tmp_path):
+  first = subprocess.Popen(
+      command(tmp_path), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
+  wait_for_step(first, tmp_path, 1)
+  second = subprocess.run(
+      command(tmp_path), env=environment(), capture_output=True, text=True, timeout=120
+  )
+  assert first.wait(timeout=240) == 0
+  assert second.returncode == 1
+  last = second.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'error: {tmp_path} is in use by another trainer (host ')
+  assert f'pid {first.pid})' in last and 'Traceback' not in second.stderr
+  assert logged_steps(tmp_path) == list(range(1, STEPS + 1))  # one trainer's rows, once each
+
+
+@pytest.mark.parametrize(
+    'flag, message',
+    [
+        ('--config.optim.lr=-1', 'optim.lr=-1.0 is not allowed; it must be > 0.'),
+        ('--config.optim.learning_rate=1', "Unknown config key 'optim.learning_rate'."),
+        ('--config.log.every_steps=0', 'log.every_steps=0 is not allowed; it must be >= 1'),
+        ('--config.data.source=wds', "data.source='wds' needs data.shards"),
+    ],
+)
+def test_a_bad_config_is_one_line_and_writes_nothing(tmp_path, flag, message):
+  out = subprocess.run(
+      command(tmp_path / 'run', flag), env=environment(), capture_output=True, text=True
+  )
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines()[-1].startswith(f'error: {message}'), out.stderr
+  assert 'Traceback' not in out.stderr and not (tmp_path / 'run').exists()
+
+
+def _full_disk():
+  """In the child: files can no longer grow past 64 kB (EFBIG, as ENOSPC on a full disk)."""
+  resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_full_disk_stops_the_run_at_once_and_resuming_is_bit_identical(uninterrupted, tmp_path):
+  first = subprocess.Popen(
+      command(tmp_path), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
+  wait_for_step(first, tmp_path, 4)  # the rolling checkpoint at step 3 is on its way
+  first.send_signal(signal.SIGTERM)
+  assert first.wait(timeout=60) == EXIT_INCOMPLETE
+  saved, _ = final_params(tmp_path)
+  env = {k: v for k, v in environment().items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  full = subprocess.run(
+      command(tmp_path),
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      preexec_fn=_full_disk,
+  )
+  assert full.returncode == 1
+  last = full.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'error: a checkpoint could not be written in {tmp_path}/checkpoints')
+  assert 'File too large (errno 27' in last and f'(steps [{saved}]) are intact' in last
+  assert 'Traceback' not in full.stderr
+  assert logged_steps(tmp_path)[-1] < STEPS  # it stopped, instead of training on
+  assert final_params(tmp_path)[0] == saved  # the last good checkpoint is intact
+  run(tmp_path)  # space is free again: the same command resumes
+  step, resumed = final_params(tmp_path)
+  assert step == STEPS
+  assert_bit_identical(resumed, final_params(uninterrupted)[1])

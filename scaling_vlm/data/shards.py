@@ -70,6 +70,15 @@ def expand_shards(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list
   return paths
 
 
+def check_shards(spec) -> None:
+  """Refuses a spec that names nothing on disk (a typo, a disk not mounted), before a run
+  builds anything; some missing shards among many are the sources' business."""
+  paths = expand_shards(spec)
+  if not any(os.path.exists(path) for path in paths):
+    shown = ', '.join(paths[:3]) + (f', ... ({len(paths)} in all)' if len(paths) > 3 else '')
+    raise ValueError(f'data.shards={spec!r} names {shown}, and none of them exists.')
+
+
 def encode_image(image: np.ndarray, image_format: str = 'png', quality: int = 95) -> bytes:
   """Encodes a decoded uint8 image as `image_format` ('jpg', 'png' or 'webp')."""
   if image_format not in PIL_FORMATS:

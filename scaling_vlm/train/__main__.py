@@ -46,31 +46,60 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
+def _fail(error: BaseException, status: int) -> None:
+  """One line for what a user can cause, not a traceback."""
+  print(f'error: {error}', file=sys.stderr)
+  sys.exit(status)
+
+
 def main(argv: list[str]) -> None:
   del argv
   # Our progress lines at INFO; orbax's and grain's absl chatter only from WARNING up.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger('scaling_vlm').setLevel(logging.INFO)
+  # A failed save makes orbax log an error with a traceback from each of its writer threads;
+  # the trainer reports it once, as one line (checkpoints.SaveError).
+  logging.getLogger('absl').addFilter(
+      lambda record: record.levelno < logging.ERROR or '/orbax/' not in record.pathname
+  )
+  from scaling_vlm import run as run_lib  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import config as config_lib  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import xla_flags  # pylint: disable=import-outside-toplevel
+
+  try:  # what the config alone can tell, before JAX starts
+    config_lib.validate(_CONFIG.value)
+  except ValueError as error:
+    _fail(error, 2)
   # XLA reads XLA_FLAGS when its backend starts, so the preset goes in before anything else
   # (jax.distributed included) touches a device.
-  from scaling_vlm.train import xla_flags
+  xla_flags.apply(_CONFIG.value.xla.gpu_flags)
+  initialize_distributed()
+  from scaling_vlm.train import checkpoints, trainer  # after jax.distributed: it touches devices
 
   try:
-    xla_flags.apply(_CONFIG.value.xla.gpu_flags)
-  except ValueError as error:
-    sys.exit(f'error: {error}')
-  initialize_distributed()
-  from scaling_vlm import run  # pylint: disable=import-outside-toplevel
-  from scaling_vlm.train import trainer  # after jax.distributed: it touches devices
-
-  trainer.train(_CONFIG.value, _WORKDIR.value)
-  if not run.Run(_CONFIG.value, _WORKDIR.value).finished():
+    trainer.train(_CONFIG.value, _WORKDIR.value)
+  except ValueError as error:  # inputs, the mesh, a workdir holding another run
+    _fail(error, 2)
+  except (run_lib.WorkdirBusy, trainer.NonFiniteError) as error:
+    _fail(error, 1)
+  except checkpoints.SaveError as error:
+    print(f'error: {error}', file=sys.stderr, flush=True)
+    # Now, without the interpreter's shutdown: the failed save's writes, still pending in
+    # tensorstore, would each print a traceback into orbax's closed event loop. What the run
+    # keeps is on disk already (metrics are written line by line, checkpoints are atomic).
+    os._exit(1)  # pylint: disable=protected-access
+  if not run_lib.Run(_CONFIG.value, _WORKDIR.value).finished():
     # Preempted: the checkpoint is saved, but the run is not done. A non-zero status keeps
     # schedulers (SLURM's afterok, launchers) from taking it for a finished run.
-    sys.exit(run.EXIT_INCOMPLETE)
+    sys.exit(run_lib.EXIT_INCOMPLETE)
 
 
 def run() -> None:
+  # SIGTERM first: a preemption that comes while the run is still starting must still end it
+  # as incomplete (75), not kill it (143).
+  from scaling_vlm.train import preemption  # pylint: disable=import-outside-toplevel
+
+  preemption.install()
   # Unknown `--config.x.y` keys get a helpful error instead of ml_collections' AttributeError.
   from scaling_vlm.train.config import check_override_keys, load_config_file
 
@@ -79,7 +108,7 @@ def run() -> None:
     try:
       check_override_keys(load_config_file(spec), sys.argv)
     except ValueError as error:
-      sys.exit(f'error: {error}')
+      _fail(error, 2)
   app.run(main)
 
 

@@ -9,7 +9,9 @@ sample for sample. Saves are asynchronous: the step loop goes on while orbax wri
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 
 import jax
 import orbax.checkpoint as ocp
@@ -17,19 +19,57 @@ from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
 
 
-class Checkpoints:
-  """The run's checkpoint directory. Steps index checkpoints; samples = step x batch."""
+class SaveError(RuntimeError):
+  """A checkpoint could not be written (a full disk, a quota): the run stops at once, and the
+  checkpoints already on disk are intact."""
 
-  def __init__(self, directory: str, milestone_steps: list[int], async_save: bool = True):
+
+def _describe(error: BaseException) -> str:
+  """The OS error behind a failed write, in a few words: orbax wraps it in its own errors, and
+  tensorstore reports it as text with the errno ('... File too large [os_error_code=27]')."""
+  seen = error
+  while seen is not None:
+    if isinstance(seen, OSError):
+      return f'{seen.strerror or seen} (errno {seen.errno}, {seen.filename or "a file"})'
+    seen = seen.__cause__ or seen.__context__
+  text = str(error)
+  code = re.search(r"os_error_code='?(\d+)", text)
+  path = re.search(r'Failed writing: "([^"]+)"', text)
+  if code:
+    where = path.group(1) if path else 'a file'
+    return f'{os.strerror(int(code.group(1)))} (errno {code.group(1)}, writing {where})'
+  return f'{type(error).__name__}: {text}'
+
+
+class Checkpoints:
+  """The run's checkpoint directory. Steps index checkpoints; samples = step x batch.
+
+  Besides the milestones it keeps the two latest checkpoints: a step whose parameters have
+  exploded while still finite would otherwise replace the only one to resume from.
+  """
+
+  ROLLING = 2
+
+  def __init__(
+      self,
+      directory: str,
+      milestone_steps: list[int],
+      async_save: bool = True,
+      create: bool = True,
+  ):
+    self.directory = os.path.abspath(directory)
     self.milestone_steps = set(milestone_steps)
     policy = checkpoint_managers.AnyPreservationPolicy(
-        [checkpoint_managers.LatestN(1), checkpoint_managers.CustomSteps(milestone_steps)]
+        [
+            checkpoint_managers.LatestN(self.ROLLING),
+            checkpoint_managers.CustomSteps(milestone_steps),
+        ]
     )
     self.manager = ocp.CheckpointManager(
-        os.path.abspath(directory),
+        self.directory,
         item_names=('state', 'data'),
         options=ocp.CheckpointManagerOptions(
-            preservation_policy=policy, enable_async_checkpointing=async_save, create=True
+            preservation_policy=policy, enable_async_checkpointing=async_save, create=create
         ),
     )
 
@@ -39,15 +79,44 @@ class Checkpoints:
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
 
+  @contextlib.contextmanager
+  def _writing(self):
+    """Turns a failed save, found now or by a background write, into one SaveError."""
+    try:
+      yield
+    except Exception as error:  # orbax wraps the OS error in several kinds of its own
+      raise SaveError(
+          f'a checkpoint could not be written in {self.directory}: {_describe(error)}. The '
+          f'checkpoints on disk (steps {sorted(self.all_steps())}) are intact; free space and '
+          'run the same command again to resume.'
+      ) from None
+
   def save(self, step: int, state, data_iterator) -> None:
-    self.manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain_checkpoint.CheckpointSave(data_iterator),
-        ),
-        force=True,
-    )
+    """Starts saving `step` (in the background with async_save); a previous save that
+    failed raises SaveError here."""
+    with self._writing():
+      self.manager.save(
+          step,
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              data=grain_checkpoint.CheckpointSave(data_iterator),
+          ),
+          force=True,
+      )
+
+  def check(self) -> None:
+    """Raises SaveError if the last background save has failed (once it is over: this never
+    waits for one in progress)."""
+    if not self.manager.is_saving_in_progress():
+      with self._writing():
+        self.manager.wait_until_finished()
+
+  def abandon(self) -> None:
+    """Closes after a failed save, whose error was raised already."""
+    try:
+      self.manager.close()
+    except Exception:  # pylint: disable=broad-except  # the same failure, raised again
+      pass
 
   def restore(self, step: int, abstract_state, data_iterator=None):
     """The state at `step`, laid out as `abstract_state` (shapes + shardings); the data
@@ -59,8 +128,12 @@ class Checkpoints:
     return restored['state']
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    """Waits for the last save; raises SaveError if it failed."""
+    try:
+      with self._writing():
+        self.manager.wait_until_finished()
+    finally:
+      self.manager.close()
 
 
 def abstract_like(state):

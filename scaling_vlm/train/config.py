@@ -106,28 +106,47 @@ def _choice(config, key: str, choices) -> None:
     raise ValueError(f'{key}={value!r} is not allowed; choose one of {list(choices)}.')
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Rejects what cannot run, naming the key and what is allowed."""
-  # The choices are the keys of the registries that build each part. Imported here, not at the
-  # top, because they bring JAX and grain: the schema above, and a run's plan (scaling_vlm.run),
-  # are read without them.
-  from scaling_vlm.data import sources  # pylint: disable=import-outside-toplevel
-  from scaling_vlm.train import losses, schedules  # pylint: disable=import-outside-toplevel
+# The allowed range of every numeric key: (key, test, what the message says is allowed).
+RANGES = (
+    ('optim.lr', lambda v: v > 0, '> 0'),
+    ('optim.lr_floor', lambda v: v >= 0, '>= 0'),
+    ('optim.b1', lambda v: 0 <= v < 1, 'in [0, 1)'),
+    ('optim.b2', lambda v: 0 <= v < 1, 'in [0, 1)'),
+    ('optim.eps', lambda v: v > 0, '> 0'),
+    ('optim.weight_decay', lambda v: v >= 0, '>= 0'),
+    ('optim.grad_clip', lambda v: v > 0, '> 0'),
+    ('loss.contrastive_weight', lambda v: v >= 0, '>= 0'),
+    ('loss.caption_weight', lambda v: v >= 0, '>= 0'),
+    ('train.global_batch', lambda v: v >= 1, '>= 1'),
+    ('train.micro_batches', lambda v: v >= 1, '>= 1'),
+    ('data.num_workers', lambda v: v >= 0, '>= 0'),
+    ('data.read_threads', lambda v: v >= 0, '>= 0'),
+    ('data.max_bad_fraction', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    ('checkpoint.latest_every_steps', lambda v: v >= 1, '>= 1 (steps)'),
+    ('log.every_steps', lambda v: v >= 1, '>= 1 (steps)'),
+    ('mesh.data', lambda v: v == -1 or v >= 1, '-1 (every device) or >= 1'),
+    ('mesh.fsdp', lambda v: v >= 1, '>= 1'),
+    ('mesh.tensor', lambda v: v >= 1, '>= 1'),
+)
 
-  models.get_config(config.model.name)  # unknown names list close matches
-  _choice(config, 'model.dtype', model_config.DTYPES)
-  # 'auto' stands for None (JAX picks the kernel), which a ConfigDict string cannot hold.
-  _choice(config, 'model.attention_impl', ['auto', *model_config.ATTENTION_IMPLS[1:]])
-  _choice(config, 'model.remat', model_config.REMAT_POLICIES)
-  _choice(config, 'data.source', sources.SOURCES)
-  _choice(config, 'data.tokenizer', sources.TOKENIZERS)
-  _choice(config, 'optim.schedule', schedules.SCHEDULES)
-  _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
-  _choice(config, 'loss.contrastive', losses.CONTRASTIVE_TERMS)
-  _choice(config, 'xla.gpu_flags', xla_flags.PRESETS)
-  _check_performance_switches(config)
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Rejects what cannot run, naming the key and what is allowed. Ranges, counts and the step
+  plan come first: they need no JAX, so the common mistakes are reported at once."""
+  for key, allowed, text in RANGES:
+    value = _get(config, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not allowed(value):
+      raise ValueError(f'{key}={value!r} is not allowed; it must be {text}.')
   for key in ('train.samples', 'train.warmup'):
     parse_count(_get(config, key), key)
+  if config.optim.lr_floor > config.optim.lr:
+    raise ValueError(f'optim.lr_floor={config.optim.lr_floor} is above optim.lr={config.optim.lr}.')
+  batch, micro = config.train.global_batch, config.train.micro_batches
+  if batch % micro:
+    raise ValueError(
+        f'train.global_batch={batch} must be a positive multiple of '
+        f'train.micro_batches={micro}.'
+    )
   if config.data.source != 'synthetic' and not config.data.shards:
     raise ValueError(
         f'data.source={config.data.source!r} needs data.shards (a list, a brace '
@@ -143,11 +162,44 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "optim.schedule=cooldown needs cooldown.parent (the constant run's "
         'workdir) and cooldown.start (samples seen at the branch point).'
     )
-  batch, micro = config.train.global_batch, config.train.micro_batches
-  if batch <= 0 or micro <= 0 or batch % micro:
+  from scaling_vlm import run  # pylint: disable=import-outside-toplevel  # run imports this
+
+  run.RunPlan.from_config(config)  # steps, warmup and milestones that can be
+  models.get_config(config.model.name)  # unknown names list close matches
+  _choice(config, 'model.dtype', model_config.DTYPES)
+  # 'auto' stands for None (JAX picks the kernel), which a ConfigDict string cannot hold.
+  _choice(config, 'model.attention_impl', ['auto', *model_config.ATTENTION_IMPLS[1:]])
+  _choice(config, 'model.remat', model_config.REMAT_POLICIES)
+  _choice(config, 'xla.gpu_flags', xla_flags.PRESETS)
+  _check_performance_switches(config)
+  # The remaining choices are the keys of the registries that build each part. Imported here,
+  # not at the top, because they bring JAX and grain: the schema above, and a run's plan
+  # (scaling_vlm.run), are read without them.
+  from scaling_vlm.data import sources  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import losses, schedules  # pylint: disable=import-outside-toplevel
+
+  _choice(config, 'data.source', sources.SOURCES)
+  _choice(config, 'data.tokenizer', sources.TOKENIZERS)
+  _choice(config, 'optim.schedule', schedules.SCHEDULES)
+  _choice(config, 'cooldown.shape', schedules.COOLDOWN_SHAPES)
+  _choice(config, 'loss.contrastive', losses.CONTRASTIVE_TERMS)
+
+
+def check_inputs(config: ml_collections.ConfigDict) -> None:
+  """What the run reads must exist here: its shards, its BPE file, a cooldown's parent run.
+  The trainer checks this before it writes or builds anything; `validate` does not, because a
+  sweep is planned on a machine that may not see the data."""
+  from scaling_vlm.data import shards  # pylint: disable=import-outside-toplevel
+
+  if config.data.source != 'synthetic':
+    shards.check_shards(config.data.shards)
+  if config.data.tokenizer == 'clip_bpe' and not os.path.isfile(config.data.bpe_path):
+    raise ValueError(f'data.bpe_path={config.data.bpe_path!r} does not exist.')
+  parent = config.cooldown.parent
+  if config.optim.schedule == 'cooldown' and not os.path.isdir(os.path.join(parent, 'checkpoints')):
     raise ValueError(
-        f'train.global_batch={batch} must be a positive multiple of '
-        f'train.micro_batches={micro}.'
+        f'cooldown.parent={parent!r} does not exist (no {os.path.join(parent, "checkpoints")}): '
+        'name the workdir of the constant-LR run to branch from.'
     )
 
 

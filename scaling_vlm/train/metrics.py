@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 import jax
@@ -18,18 +19,26 @@ log = logging.getLogger(__name__)
 
 
 class MetricsWriter:
+  """The run's metrics from `start_step` on. A resumed run repeats the steps between its last
+  checkpoint and where it stopped, so what was logged after `start_step` is cut first: the
+  log holds each step once, in order, and so does TensorBoard (`purge_step`)."""
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+  def __init__(self, workdir: str, tensorboard: bool = True, start_step: int = 0):
     self.enabled = jax.process_index() == 0
     self.path = Workdir(workdir).metrics
     self.tensorboard = None
+    if self.enabled and start_step and os.path.exists(self.path):
+      _truncate(self.path, start_step)
     if self.enabled and tensorboard:
       try:
         from tensorboardX import SummaryWriter  # optional: pip install tensorboardX
       except ImportError:
         log.info('tensorboardX is not installed; writing JSON lines only.')
       else:
-        self.tensorboard = SummaryWriter(Workdir(workdir).tensorboard)
+        # purge_step drops the events at and after it that an earlier process wrote.
+        self.tensorboard = SummaryWriter(
+            Workdir(workdir).tensorboard, purge_step=start_step + 1 if start_step else None
+        )
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:
@@ -44,6 +53,18 @@ class MetricsWriter:
   def close(self) -> None:
     if self.tensorboard is not None:
       self.tensorboard.close()
+
+
+def _truncate(path: str, step: int) -> None:
+  """Keeps the rows up to `step` (and drops a line an interrupted write cut short)."""
+  with open(path) as file:
+    lines = file.readlines()
+  kept = [l for l in lines if l.strip() and l.endswith('\n') and json.loads(l)['step'] <= step]
+  if len(kept) == len(lines):
+    return
+  with open(f'{path}.tmp', 'w') as file:
+    file.writelines(kept)
+  os.replace(f'{path}.tmp', path)
 
 
 def read(workdir: str) -> list[dict]:

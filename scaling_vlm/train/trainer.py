@@ -9,9 +9,10 @@ the last sample. What a run *is* (its plan, workdir and compute) lives in `scali
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import signal
+import threading
 import time
 from typing import Callable
 
@@ -21,14 +22,14 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from scaling_vlm import flops, models, run as run_lib, sharding
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
-from scaling_vlm.train import losses, metrics as metrics_lib, schedules, step as step_lib, xla_flags
-from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, validate
+from scaling_vlm.train import losses, metrics as metrics_lib, preemption, schedules
+from scaling_vlm.train import step as step_lib, xla_flags
+from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, check_inputs, validate
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,8 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
   if plan.cooldown_start is None:
     return state, 0
   parent_dir = run_lib.Workdir(config.cooldown.parent)
-  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False)
+  # Read only: opening a parent never creates it (check_inputs made sure it exists).
+  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
   if plan.cooldown_start not in parent.all_steps():
     raise ValueError(
         f'cooldown.start={config.cooldown.start} is step {plan.cooldown_start}, but '
@@ -184,48 +186,55 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
   return state, plan.cooldown_start
 
 
-def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes the resolved config; resuming with a different one is an error, not a surprise."""
-  folder = run_lib.Workdir(workdir)
-  changed = folder.config_conflicts(config)
-  if changed:
+def check(config: ml_collections.ConfigDict) -> Mesh:
+  """Everything about a run that can be wrong before it starts, checked before anything is
+  written: keys and ranges, the step plan, the inputs it reads, the mesh and the devices.
+  Returns the mesh; raises ValueError naming what is wrong."""
+  validate(config)  # and the step plan
+  check_inputs(config)
+  mesh = sharding.make_mesh(**config.mesh)
+  check_batch_fits_mesh(config, mesh)
+  check_devices(config, jax.devices()[0].platform)
+  return mesh
+
+
+def claim_config(config: ml_collections.ConfigDict, workdir: run_lib.Workdir) -> None:
+  """Resuming with a different config is an error, not a surprise. A workdir whose config.json
+  has no checkpoint beside it holds a start that never got going (it failed or was killed
+  before its first save): this config replaces it."""
+  changed = workdir.config_conflicts(config)
+  if changed and workdir.saved_steps():
     raise ValueError(
-        f'{workdir} holds a run with another config (differs in: '
+        f'{workdir.path} holds a run with another config (differs in: '
         f'{", ".join(changed)}); use a new --workdir to start a new run.'
     )
-  if not folder.has_config() and jax.process_index() == 0:
-    folder.write_config(config)
 
 
-class Preemption:
-  """SIGTERM (TPU preemption, SLURM time limit): save at an agreed step, then exit.
-
-  Across processes, jax's preemption sync point agrees on the step; a single process
-  catches the signal itself."""
-
-  def __init__(self):
-    self.signalled = False
-    if jax.process_count() == 1:
-      signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    log.warning('SIGTERM: saving a checkpoint and exiting.')
-    self.signalled = True
-
-  def reached(self, step: int) -> bool:
-    if jax.process_count() > 1:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self.signalled
+def _non_finite(step: int, ckpts: checkpoints_lib.Checkpoints) -> NonFiniteError:
+  steps = sorted(s for s in ckpts.all_steps() if s < step)
+  if not steps:
+    where = 'no checkpoint was saved before it'
+  elif len(steps) == 1:
+    where = f'resume from the checkpoint at step {steps[0]}'
+  else:
+    # Parameters can explode while still finite: the latest checkpoint may hold them, so the
+    # one before it is kept too.
+    where = (
+        f'the checkpoint at step {steps[-2]} is the safe one to resume from (step {steps[-1]},'
+        f' the latest, may already hold diverged parameters: delete it to resume before it)'
+    )
+  return NonFiniteError(
+      f'non-finite loss or gradient at or before step {step}; nothing after the last finite '
+      f'state was saved, and {where}. Consider a lower optim.lr or optim.grad_clip in a new '
+      'workdir.'
+  )
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the last logged metrics."""
-  validate(config)
-  run_lib.RunPlan.from_config(config)  # a plan that cannot be is an error before any write
-  write_config(config, workdir)
-  mesh = sharding.make_mesh(**config.mesh)
-  check_batch_fits_mesh(config, mesh)
-  check_devices(config, jax.devices()[0].platform)
+  if threading.current_thread() is threading.main_thread():
+    preemption.install()  # the CLI has already; a library caller gets it here
+  mesh = check(config)
   if xla_flags.missing(config.xla.gpu_flags):
     log.warning(
         'xla.gpu_flags=%s is not in XLA_FLAGS (%s): it only takes effect through '
@@ -233,10 +242,24 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config.xla.gpu_flags,
         ' '.join(xla_flags.missing(config.xla.gpu_flags)),
     )
-  parts = setup(config, mesh, workdir)
+  folder = run_lib.Workdir(workdir)
+  primary = jax.process_index() == 0  # on multi-host runs, the primary holds the lock
+  with folder.locked() if primary else contextlib.nullcontext():
+    claim_config(config, folder)
+    parts = setup(config, mesh, workdir)
+    if primary and (not folder.has_config() or folder.config_conflicts(config)):
+      folder.write_config(config)  # the run starts now
+    try:
+      return _loop(config, parts, workdir)
+    except checkpoints_lib.SaveError:
+      parts.checkpoints.abandon()  # stop the background writers; the error says the rest
+      raise
+
+
+def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) -> dict:
+  """Steps from `parts.start_step` to the end (or a preemption), logging and checkpointing."""
   plan, state, batches, ckpts = parts.plan, parts.state, parts.batches, parts.checkpoints
-  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard)
-  preemption = Preemption()
+  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, parts.start_step)
   peak = flops.peak_flops(jax.devices()[0])
   train_flops = parts.run.train_flops_per_sample
   total_samples = plan.total_samples
@@ -245,7 +268,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
   all_finite = True
   step = parts.start_step
-  with jax.set_mesh(mesh):
+  with jax.set_mesh(parts.mesh):
     while step < plan.total_steps:
       wait_start = time.perf_counter()
       batch = next(batches)
@@ -266,10 +289,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if save or step % config.log.every_steps == 0:
         if not bool(all_finite):
           ckpts.close()
-          raise NonFiniteError(
-              f'Non-finite loss or gradient at or before step {step}; the state was not '
-              f'updated and the last checkpoint (step {ckpts.latest_step()}) is intact.'
-          )
+          raise _non_finite(step, ckpts)
+        ckpts.check()  # a background save that failed (a full disk) stops the run now
         elapsed = time.perf_counter() - window_start
         samples_per_s = window_steps * plan.global_batch / elapsed
         logged = {
