@@ -1,7 +1,9 @@
 """Tests for scaling_vlm.data.tokenizers, against a small hand-written merges file."""
 
 import gzip
+import importlib.util
 import pickle
+import sys
 
 import numpy as np
 import ml_collections
@@ -10,6 +12,7 @@ import pytest
 from scaling_vlm.data import sources
 from scaling_vlm.data.tokenizers import ClipTokenizer, WordTokenizer
 from scaling_vlm.models.config import TextConfig
+from scaling_vlm.train import config
 
 # Merges in rank order. 'l o</w>' ranks below 'l l', so 'hello' must merge 'll' first.
 MERGES = [
@@ -154,7 +157,7 @@ def test_word_errors():
     WordTokenizer(['Red'])
 
 
-def test_make_tokenizer_by_config_name(tmp_path):
+def test_make_tokenizer_by_config_name(tmp_path, monkeypatch):
   path = _write_merges(tmp_path / 'merges.txt.gz', MERGES)
   bpe_ids = ClipTokenizer(path, 5).vocab_size
   data = ml_collections.ConfigDict(dict(tokenizer='clip_bpe', bpe_path=str(path), seed=0))
@@ -166,5 +169,26 @@ def test_make_tokenizer_by_config_name(tmp_path):
   with pytest.raises(ValueError, match="data.tokenizer='spm'.*word.*clip_bpe"):
     sources.make_tokenizer(data, text)
   data.tokenizer, data.bpe_path = 'clip_bpe', ''
-  with pytest.raises(ValueError, match='bpe_path'):
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)  # no open_clip installed
+  with pytest.raises(ValueError, match='bpe_path.*open_clip_torch'):
     sources.make_tokenizer(data, text)
+
+
+def test_empty_bpe_path_takes_the_file_of_an_installed_open_clip(tmp_path, monkeypatch):
+  # A stand-in open_clip package that must be found, not imported (open_clip imports torch).
+  package = tmp_path / 'open_clip'
+  package.mkdir()
+  (package / '__init__.py').write_text('raise ImportError("open_clip was imported")')
+  bpe = _write_merges(package / 'bpe_simple_vocab_16e6.txt.gz', MERGES)
+  monkeypatch.syspath_prepend(str(tmp_path))  # also invalidates the import caches
+  monkeypatch.delitem(sys.modules, 'open_clip', raising=False)  # a real one, already imported
+  run = config.base_config()
+  run.data.tokenizer, run.data.bpe_path = 'clip_bpe', ''
+  assert sources.clip_bpe_path(run.data) == bpe
+  config.check_inputs(run)
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(ValueError, match='bpe_path.*open_clip_torch'):
+    config.check_inputs(run)
+  run.data.bpe_path = str(tmp_path / 'missing.txt.gz')
+  with pytest.raises(ValueError, match='missing.txt.gz.*does not exist'):
+    config.check_inputs(run)

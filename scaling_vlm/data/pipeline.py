@@ -21,6 +21,7 @@ import jax
 from absl import flags
 import numpy as np
 from jax.sharding import Mesh
+from PIL import Image
 
 from scaling_vlm import sharding
 from scaling_vlm.data import transforms
@@ -59,12 +60,13 @@ def preprocess(
   if record.get('caption') is None:
     return BadRecord(shard, key, 'missing caption')
   try:
-    image = transforms.decode(record['image'], image_size)
     if train:
+      image = transforms.decode(record['image'], image_size)
       pixels = transforms.random_resized_crop(image, image_size, rng)
     else:
-      pixels = transforms.center_crop(image, image_size)
-  except (OSError, ValueError, SyntaxError) as error:  # what decoders raise on corrupt data
+      pixels = transforms.eval_transform(record['image'], image_size)
+  # What decoders raise on corrupt data, and PIL on an image too large to be a real one.
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
     return BadRecord(shard, key, f'undecodable image ({type(error).__name__}: {error})')
   # An empty caption pairs the image with no text: nothing to learn, so it is a bad record. A
   # caption longer than the context is cut to fit, ending in EOT, and trained on (open_clip).

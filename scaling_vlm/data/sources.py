@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from typing import Callable
 
 from scaling_vlm.data import synthetic, tokenizers
@@ -24,13 +26,25 @@ SOURCES: dict[str, Callable] = {
 }
 
 
+def clip_bpe_path(data) -> str:
+  """`data.bpe_path`, or where it is empty the merges file inside an installed open_clip
+  package, found without importing open_clip (which imports torch)."""
+  if data.bpe_path:
+    return data.bpe_path
+  spec = importlib.util.find_spec('open_clip')
+  for folder in (spec and spec.submodule_search_locations) or []:
+    path = os.path.join(folder, 'bpe_simple_vocab_16e6.txt.gz')
+    if os.path.isfile(path):
+      return path
+  raise ValueError(
+      "data.tokenizer='clip_bpe' needs data.bpe_path: no installed open_clip package holds "
+      "bpe_simple_vocab_16e6.txt.gz, which ships in pip's open_clip_torch (open_clip/) and "
+      "OpenAI's CLIP repository (clip/)."
+  )
+
+
 def _clip_bpe(data, text: TextConfig) -> tokenizers.ClipTokenizer:
-  if not data.bpe_path:
-    raise ValueError(
-        "data.tokenizer='clip_bpe' needs data.bpe_path: the merges file "
-        '(bpe_simple_vocab_16e6.txt.gz)'
-    )
-  return tokenizers.ClipTokenizer(data.bpe_path, text.context_length)
+  return tokenizers.ClipTokenizer(clip_bpe_path(data), text.context_length)
 
 
 # `data.tokenizer` -> (data config, text tower) -> a tokenizer.

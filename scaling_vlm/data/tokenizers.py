@@ -25,14 +25,12 @@ import regex
 # makes a vocabulary of exactly 49408 ids (256 bytes, 256 end-of-word bytes, merges, SOT, EOT).
 _MAX_MERGES = 49152 - 256 - 2
 # CLIP pre-tokenisation: English contractions, letter runs, single digits, punctuation runs.
-# Unlike open_clip it does not match the literal strings '<start_of_text>' / '<end_of_text>', so
-# a caption cannot smuggle special tokens in.
+# Unlike open_clip's it does not match the literal strings '<start_of_text>' / '<end_of_text>'
+# (see `ClipTokenizer`), so a caption cannot smuggle special tokens in.
 _CLIP_PATTERN = regex.compile(
     r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
 )
 _WORD_PATTERN = re.compile(r'[a-z]+|[0-9]+|[^\sa-z0-9]')
-# `regex`'s \s (Unicode White_Space) as in open_clip, which differs from `re`'s on a few controls.
-_WHITESPACE = regex.compile(r'\s+')
 _END_OF_WORD = '</w>'
 # Web captions have a long tail of rare words; a bounded cache keeps long-lived workers small
 # while still catching the frequent words that make up most tokens.
@@ -61,7 +59,7 @@ def _clean(text: str) -> str:
   """open_clip's default 'lower' clean-up: repair mojibake, unescape HTML (twice, for
   double-escaped scrapes), collapse whitespace, lower-case."""
   text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-  return _WHITESPACE.sub(' ', text).strip().lower()
+  return ' '.join(text.split()).lower()  # str.split's whitespace, as open_clip's
 
 
 def _frame(ids: Sequence[int], sot: int, eot: int, context_length: int) -> list[int]:
@@ -130,7 +128,10 @@ class _Tokenizer:
 
 class ClipTokenizer(_Tokenizer):
   """The OpenAI CLIP byte-level BPE, with the ids and text clean-up of open_clip's
-  `SimpleTokenizer`.
+  `SimpleTokenizer`: its rows equal `open_clip.tokenize(texts, context_length)` for every text
+  but one kind (tests/test_open_clip_preprocessing.py). A caption holding the literal text
+  '<start_of_text>' or '<end_of_text>' (any case, also once HTML-unescaped) gets the ids of that
+  text here, where open_clip would emit the special SOT or EOT id in the middle of the row.
 
   Args:
     bpe_path: the merges file in the format of `bpe_simple_vocab_16e6.txt.gz` (gzip text, a

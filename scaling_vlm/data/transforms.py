@@ -1,10 +1,13 @@
-"""Per-sample image transforms (open_clip's): decode, train and eval crops, normalisation.
+"""Per-sample image transforms: decode, train and eval crops, normalisation.
 
 Everything here runs on the host in grain workers, on uint8 (H, W, 3) RGB arrays;
 normalisation to CLIP's mean/std happens on the device (`normalize`), so the host sends 4x
-fewer bytes. JPEGs decode with libjpeg-turbo (simplejpeg: strict, so a truncated file is an
-error rather than a grey patch, and DCT-domain downscaling for large photos) and crops resize
-with OpenCV: together about 3x faster than PIL, which handles the other formats.
+fewer bytes.
+
+Evaluation (`eval_transform`) gives exactly open_clip's pixels, so that our scores and open_clip's
+are of the same images: Pillow decodes the whole image and resizes it as torchvision does. The
+training path (`decode`, `random_resized_crop`) trades that for speed (2.5x): libjpeg-turbo
+(simplejpeg) decodes JPEGs with DCT-domain downscaling and OpenCV resizes.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ CROP_RATIO = (3 / 4, 4 / 3)
 
 
 def decode(image: bytes | np.ndarray, size_hint: int) -> np.ndarray:
-  """uint8 RGB (H, W, 3) from encoded bytes or an array. A JPEG larger than needed decodes
-  at a reduced DCT scale that keeps both sides >= `size_hint`. Raises ValueError or OSError
-  on corrupt or truncated data."""
+  """Training decoder: uint8 RGB (H, W, 3) from encoded bytes or an array. A JPEG larger than
+  needed decodes at a reduced DCT scale that keeps both sides >= `size_hint`, and libjpeg-turbo
+  is strict: a truncated file is an error rather than a grey patch. Raises ValueError or
+  OSError on corrupt or truncated data."""
   if isinstance(image, np.ndarray):
     return image
   if image[:2] == b'\xff\xd8':  # JPEG
@@ -43,8 +47,12 @@ def decode(image: bytes | np.ndarray, size_hint: int) -> np.ndarray:
 
 
 def random_resized_crop(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-  """torchvision's RandomResizedCrop: a random box (see `random_crop_box`) resized to
-  size x size."""
+  """Training transform: torchvision's RandomResizedCrop, a random box (see `random_crop_box`)
+  resized to size x size. It differs from open_clip's in its pixels, not its distribution:
+  the box is drawn by numpy, not torch; OpenCV resizes with its bicubic kernel (a = -0.75,
+  no antialiasing) or, when shrinking 2x or more, area averaging, where Pillow uses an
+  antialiased bicubic (a = -0.5); and `decode` may have shrunk a large JPEG in the DCT domain.
+  """
   height, width = pixels.shape[:2]
   return _resize_box(pixels, size, random_crop_box(width, height, rng))
 
@@ -81,13 +89,41 @@ def random_crop_box(
   return left, top, left + w, top + h
 
 
+def eval_transform(image: bytes | np.ndarray, size: int) -> np.ndarray:
+  """open_clip's evaluation transform, `image_transform(size, is_train=False)`, short of its
+  normalisation (`normalize`, on the device): uint8 (size, size, 3), pixel for pixel.
+
+  Encoded bytes decode whole with Pillow (DCT-domain downscaling would change the pixels) and
+  convert to RGB before the resize, as open_clip's loaders do (webdataset's 'pilrgb',
+  torchvision's ImageFolder). Raises ValueError or OSError on corrupt or truncated data."""
+  if isinstance(image, np.ndarray):
+    return center_crop(image, size)
+  with Image.open(io.BytesIO(image)) as pil:
+    return _resize_short_side_and_crop(pil.convert('RGB'), size)
+
+
 def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
-  """Eval transform: the central square, resized to size x size (open_clip's resize of the
-  short side followed by a centre crop)."""
-  height, width = pixels.shape[:2]
-  side = min(width, height)
-  left, top = (width - side) // 2, (height - side) // 2
-  return _resize_box(pixels, size, (left, top, left + side, top + side))
+  """`eval_transform` of uint8 (H, W, 3) pixels: the short side resized to `size`, then the
+  central size x size square."""
+  if pixels.shape[:2] == (size, size):
+    # Already the size (the synthetic world renders at the model's): torchvision's Resize and
+    # CenterCrop both return such an image unchanged.
+    return np.ascontiguousarray(pixels)
+  return _resize_short_side_and_crop(Image.fromarray(pixels), size)
+
+
+def _resize_short_side_and_crop(image: Image.Image, size: int) -> np.ndarray:
+  """torchvision's Resize(size) and CenterCrop(size) of a PIL image, rounding included."""
+  width, height = image.size
+  # Resize(int): the short side becomes `size`, the long side is truncated, not rounded.
+  long_side = int(size * max(width, height) / min(width, height))
+  new_size = (size, long_side) if width <= height else (long_side, size)
+  if new_size != image.size:  # as torchvision, which returns the image itself
+    image = image.resize(new_size, Image.Resampling.BICUBIC)  # antialiased when shrinking
+  # CenterCrop's offsets use Python's round, which rounds halves to even: 1.5 -> 2, 0.5 -> 0.
+  left = int(round((new_size[0] - size) / 2.0))
+  top = int(round((new_size[1] - size) / 2.0))
+  return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
 def _resize_box(pixels: np.ndarray, size: int, box: tuple[int, int, int, int]) -> np.ndarray:

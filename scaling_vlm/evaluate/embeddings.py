@@ -65,12 +65,12 @@ def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
 
 
 def eval_image(record: dict[str, Any], image_size: int) -> np.ndarray:
-  """A record's image, decoded and centre-cropped (open_clip's eval transform). A record a
-  reader flagged, or bytes that do not decode, raise an error naming the record."""
+  """A record's image as open_clip's eval transform makes it (`transforms.eval_transform`). A
+  record a reader flagged, or bytes that do not decode, raise an error naming the record."""
   if record.get('error'):
     raise ValueError(f"record {record.get('key')!r}: {record['error']}")
   try:
-    return transforms.center_crop(transforms.decode(record['image'], image_size), image_size)
+    return transforms.eval_transform(record['image'], image_size)
   except (ValueError, OSError) as error:
     raise ValueError(f"record {record.get('key')!r}: undecodable image ({error})") from error
 
@@ -110,7 +110,7 @@ def preload(source, image_size: int):
 
 def _batches(source, image_size: int, batch_size: int):
   """(records, (n, size, size, 3) images) in order, `batch_size` at a time. Reading and
-  decoding run in threads (file reads, libjpeg-turbo and OpenCV release the GIL)."""
+  decoding run in threads (file reads and Pillow's decoders and resize release the GIL)."""
   if isinstance(source, Preloaded):
     for start in range(0, len(source), batch_size):
       yield source.records[start : start + batch_size], source.images[start : start + batch_size]
