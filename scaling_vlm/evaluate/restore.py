@@ -41,13 +41,13 @@ def _target(saved, shardings, abstract, where: str):
   return jax.ShapeDtypeStruct(saved.shape, saved.dtype, sharding=shardings)
 
 
-def _pure(tree):
+def to_pure(tree):
   """Orbax's nested dicts -> nnx's pure dict: list indices int, no 'value' wrapper."""
   if not isinstance(tree, Mapping):
     return tree
   if set(tree) == {'value'}:
     return tree['value']
-  return {int(k) if k.isdigit() else k: _pure(v) for k, v in tree.items()}
+  return {int(k) if k.isdigit() else k: to_pure(v) for k, v in tree.items()}
 
 
 def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
@@ -74,5 +74,5 @@ def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
       ),
   )
   state = jax.tree.map(lambda x: x, abstract_state)  # a copy: the abstract state is reused
-  nnx.replace_by_pure_dict(state, _pure(restored['params']))
+  nnx.replace_by_pure_dict(state, to_pure(restored['params']))
   return state

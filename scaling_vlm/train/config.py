@@ -35,7 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
       shards='',  # list, brace pattern or directory (wds, arrayrecord)
       cache_dir='',  # where wds indices go when the shard folder is read-only
       tokenizer='word',  # word (synthetic world) | clip_bpe
-      bpe_path='',  # bpe_simple_vocab_16e6.txt.gz for clip_bpe (see README)
+      bpe_path='',  # bpe_simple_vocab_16e6.txt.gz for clip_bpe; empty: an installed open_clip's
       num_workers=0,  # grain worker processes per host; 0 decodes in the main process
       read_threads=4,  # decoding threads per process (JPEG decoding releases the GIL)
       strict=False,  # stop at the first bad record instead of skipping and counting
@@ -68,6 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
       start='',  # samples seen at the branch point: one of the parent's checkpoints
       shape='linear',  # linear | 1-sqrt
   )
+  # Start from another model's parameters (with a fresh optimiser): a run's workdir, DIR or
+  # DIR:STEP (a trained or an imported run, see scaling_vlm.convert), or an open_clip file.
+  c.init = dict(checkpoint='')
   c.loss = dict(contrastive='softmax', contrastive_weight=1.0, caption_weight=2.0)
   c.mesh = dict(data=-1, fsdp=1, tensor=1)
   c.checkpoint = dict(
@@ -152,11 +155,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f'data.source={config.data.source!r} needs data.shards (a list, a brace '
         "pattern like 'data/{00000..00099}.tar' or a directory)."
     )
-  if config.data.tokenizer == 'clip_bpe' and not config.data.bpe_path:
-    raise ValueError(
-        'data.tokenizer=clip_bpe needs data.bpe_path: the path of '
-        'bpe_simple_vocab_16e6.txt.gz (see README, "Data").'
-    )
   if config.optim.schedule == 'cooldown' and not (config.cooldown.parent and config.cooldown.start):
     raise ValueError(
         "optim.schedule=cooldown needs cooldown.parent (the constant run's "
@@ -186,15 +184,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def check_inputs(config: ml_collections.ConfigDict) -> None:
-  """What the run reads must exist here: its shards, its BPE file, a cooldown's parent run.
-  The trainer checks this before it writes or builds anything; `validate` does not, because a
-  sweep is planned on a machine that may not see the data."""
-  from scaling_vlm.data import shards  # pylint: disable=import-outside-toplevel
+  """What the run reads must exist here: its shards, its BPE file, a cooldown's parent run,
+  the checkpoint it starts from. The trainer checks this before it writes or builds anything;
+  `validate` does not, because a sweep is planned on a machine that may not see the data."""
+  from scaling_vlm.data import shards, sources  # pylint: disable=import-outside-toplevel
 
   if config.data.source != 'synthetic':
     shards.check_shards(config.data.shards)
-  if config.data.tokenizer == 'clip_bpe' and not os.path.isfile(config.data.bpe_path):
-    raise ValueError(f'data.bpe_path={config.data.bpe_path!r} does not exist.')
+  # An empty bpe_path means the file of an installed open_clip: here, not where `validate` runs.
+  if config.data.tokenizer == 'clip_bpe':
+    if not os.path.isfile(bpe_path := sources.clip_bpe_path(config.data)):
+      raise ValueError(f'data.bpe_path={bpe_path!r} does not exist.')
+  init = config.init.checkpoint
+  if init and not (os.path.isfile(init) or os.path.isdir(init.rpartition(':')[0] or init)):
+    raise ValueError(f'init.checkpoint={init!r} does not exist.')
   parent = config.cooldown.parent
   if config.optim.schedule == 'cooldown' and not os.path.isdir(os.path.join(parent, 'checkpoints')):
     raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 from typing import Callable
@@ -112,10 +113,16 @@ class Components:
     return self.run.plan
 
 
-def setup(config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = None) -> Components:
+def setup(
+    config: ml_collections.ConfigDict,
+    mesh: Mesh,
+    workdir: str | None = None,
+    init: dict[str, np.ndarray] | None = None,
+) -> Components:
   """Builds everything a run trains with on `mesh`. With a workdir, its checkpoints are
   opened and the state and data position restored from the latest one (or, for a cooldown
-  branch that has none yet, from its parent's checkpoint at the branch point)."""
+  branch that has none yet, from its parent's checkpoint at the branch point); a new run
+  starts from `init`'s parameters if given (`init_params`)."""
   run = run_lib.Run(config, workdir or '')
   plan, arch = run.plan, run.model
   opt = optimizer(config)
@@ -138,6 +145,8 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = N
         run.workdir.checkpoints, list(plan.milestone_steps), config.checkpoint.async_save
     )
     state, start = _restore(config, plan, ckpts, state, host, workdir)
+  if init is not None and start == 0:
+    state = state.replace(params=_placed(init, state.params, arch.scan_layers))
   loss_config = losses.LossConfig(
       contrastive=config.loss.contrastive,
       contrastive_weight=config.loss.contrastive_weight,
@@ -162,11 +171,35 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh, workdir: str | None = N
   )
 
 
+def init_params(config: ml_collections.ConfigDict, workdir: str) -> dict[str, np.ndarray] | None:
+  """The parameters a new run starts from (`init.checkpoint`), read and checked against the
+  run's model before anything is built; None when there is none, or the run resumes."""
+  if not config.init.checkpoint or run_lib.Workdir(workdir).saved_steps():
+    return None
+  from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
+
+  return runs.init_params(config.init.checkpoint, run_lib.model_config(config))
+
+
+def _placed(flat: dict[str, np.ndarray], params, scanned: bool):
+  """`flat` (our dotted paths) as the parameters `params` are: same tree, same shardings."""
+  from scaling_vlm import convert  # pylint: disable=import-outside-toplevel
+
+  new = jax.tree.map(lambda x: x, params)
+  nnx.replace_by_pure_dict(new, convert.nested(flat, scanned))
+  return jax.tree.map(lambda value, old: jax.device_put(value, old.sharding), new, params)
+
+
 def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainState, int]:
   """(state, step) to start from: the run's latest checkpoint, a cooldown parent's branch
   point, or the fresh state at step 0."""
   start = ckpts.latest_step()
   if start is not None:
+    if not os.path.isdir(os.path.join(ckpts.directory, str(start), 'data')):
+      raise ValueError(
+          f'{workdir} holds parameters only (an imported checkpoint, step {start}), nothing to '
+          f'resume; start a new run from it with --config.init.checkpoint={workdir}.'
+      )
     state = ckpts.restore(start, checkpoints_lib.abstract_like(state), host)
     log.info('Resumed %s at step %d.', workdir, start)
     return state, start
@@ -235,6 +268,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if threading.current_thread() is threading.main_thread():
     preemption.install()  # the CLI has already; a library caller gets it here
   mesh = check(config)
+  init = init_params(config, workdir)  # a checkpoint of another model is refused here
   if xla_flags.missing(config.xla.gpu_flags):
     log.warning(
         'xla.gpu_flags=%s is not in XLA_FLAGS (%s): it only takes effect through '
@@ -246,7 +280,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   primary = jax.process_index() == 0  # on multi-host runs, the primary holds the lock
   with folder.locked() if primary else contextlib.nullcontext():
     claim_config(config, folder)
-    parts = setup(config, mesh, workdir)
+    parts = setup(config, mesh, workdir, init)
     if primary and (not folder.has_config() or folder.config_conflicts(config)):
       folder.write_config(config)  # the run starts now
     try:
