@@ -201,3 +201,61 @@ def test_a_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp
   ):
     trainer.train(config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_a_cooldown_branches_from_an_imported_constant_lr_checkpoint(tmp_path):
+  from scaling_vlm import run as run_lib  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import trainer  # pylint: disable=import-outside-toplevel
+
+  path = str(tmp_path / 'released.safetensors')
+  convert.to_open_clip(models.build('tiny-1', seed=5), path)
+  parent = str(tmp_path / 'released')
+  runs.import_checkpoint(
+      path, 'tiny-1', parent, samples=64, global_batch=16, schedule='const', total_samples=256
+  )
+  branch = tiny_run_config(
+      **{
+          'optim.schedule': 'cooldown',
+          'cooldown.parent': parent,
+          'cooldown.start': '64',
+          'train.samples': '128',
+      }
+  )
+  trainer.train(branch, str(tmp_path / 'branch'))
+  assert run_lib.Workdir(str(tmp_path / 'branch')).saved_steps() == {8}
+  with pytest.raises(ValueError, match=r'holds parameters only .* --config.init.checkpoint='):
+    trainer.train(run_lib.Workdir(parent).read_config(), parent)  # an import is not resumed
+
+
+@pytest.mark.parametrize('name', ['ViT-B-32', 'mammut_ViT-B-32'])
+def test_live_against_open_clip(name, tmp_path):
+  """Where torch and open_clip (for MaMMUT: the fork) are installed: a randomly initialised
+  open_clip model of the zoo's name gives the same embeddings here, and our export loads back
+  into open_clip with no missing or unexpected keys."""
+  torch = pytest.importorskip('torch')
+  open_clip = pytest.importorskip('open_clip')
+  from safetensors.torch import save_file as save_torch  # pylint: disable=import-outside-toplevel
+
+  if name not in open_clip.list_models():
+    pytest.skip(f'this open_clip has no {name} (MaMMUT needs the LAION-AI/open_clip_mammut fork)')
+  reference = open_clip.create_model(name, pretrained=None).eval()
+  path = str(tmp_path / 'model.safetensors')
+  save_torch({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
+  ours = convert.from_open_clip(path, name)
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(2, 224, 224, 3)).astype(np.float32)
+  tokens = np.zeros((2, 77), np.int64)
+  tokens[:, 0], tokens[:, 1:6], tokens[:, 6] = 49406, rng.integers(1, 49405, (2, 5)), 49407
+  with torch.no_grad():
+    image_emb = reference.encode_image(torch.from_numpy(images.transpose(0, 3, 1, 2)), True)
+    text_emb = reference.encode_text(torch.from_numpy(tokens), normalize=True)
+  outputs = ours(jnp.asarray(images), jnp.asarray(tokens.astype(np.int32)))
+  np.testing.assert_allclose(outputs['image_emb'], image_emb.numpy(), atol=1e-5, rtol=0)
+  np.testing.assert_allclose(outputs['text_emb'], text_emb.numpy(), atol=1e-5, rtol=0)
+  exported = str(tmp_path / 'exported.safetensors')
+  convert.to_open_clip(ours, exported)
+  again = open_clip.create_model(name, pretrained=exported)  # strict: no missing/unexpected keys
+  for key, value in again.state_dict().items():
+    assert torch.equal(value, reference.state_dict()[key]), key

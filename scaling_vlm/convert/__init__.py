@@ -49,12 +49,13 @@ def check_keys(tensors: dict[str, np.ndarray], config: ModelConfig, where: str) 
 def ours_from_theirs(
     tensors: dict[str, np.ndarray], config: ModelConfig, where: str
 ) -> dict[str, np.ndarray]:
-  """Our flat parameters from an open_clip state dict, every shape checked against the zoo's."""
+  """Our flat parameters from an open_clip state dict, every shape checked against the zoo's.
+  Consumes `tensors`: each is dropped once converted, so a large model is held about once."""
   check_keys(tensors, config, where)
   shapes = {name: s.shape for name, s in flat_params(models.abstract(config)).items()}
   out = {}
   for rule in layout.rules(config):
-    given = tensors[rule.theirs]
+    given = tensors.pop(rule.theirs)
     try:
       converted = rule.to_ours(given)
     except ValueError:  # a reshape that cannot be: the shape is wrong

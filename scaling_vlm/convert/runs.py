@@ -40,7 +40,7 @@ def imported_config(name: str, samples: int, global_batch: int, schedule: str, t
   config = presets.for_model(name)
   if samples < 1 or samples % global_batch or total % global_batch or samples > total:
     raise ValueError(
-        f'samples seen {samples} and the run\'s total {total} must be positive multiples of '
+        f"samples seen {samples} and the run's total {total} must be positive multiples of "
         f'the global batch {global_batch}, the first at most the second (--global-batch).'
     )
   config.train.global_batch = global_batch
@@ -53,15 +53,13 @@ def imported_config(name: str, samples: int, global_batch: int, schedule: str, t
   return config
 
 
-def save_params(model, directory: str) -> None:
-  """The parameters as a checkpoint's `state` item ({'params': ...}), which evaluation reads
-  and `init.checkpoint` starts from."""
+def save_params(flat: dict[str, np.ndarray], directory: str) -> None:
+  """Parameters (our flat paths, unscanned) as a checkpoint's `state` item ({'params': ...}),
+  which evaluation reads and `init.checkpoint` starts from; numpy in, no device copy."""
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
 
-  params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.abspath(directory), {'params': params})
+  checkpointer.save(os.path.abspath(directory), {'params': convert.nested(flat, False)})
   checkpointer.wait_until_finished()
 
 
@@ -82,14 +80,13 @@ def import_checkpoint(
     raise ValueError(f'{workdir} already holds a run; import into a new folder.')
   config = models.get_config(name).replace(scan_layers=False)
   state = files.read(path)
-  flat = convert.ours_from_theirs(state.tensors, config, path)  # every check before a write
   seen = samples_seen(state, samples, samples_per_epoch, path)
+  flat = convert.ours_from_theirs(state.tensors, config, path)  # every check before a write
   batch = global_batch or presets.for_model(name).train.global_batch
   run_config = imported_config(name, seen, batch, schedule, total_samples or seen)
   run = run_lib.Run(run_config, folder)
   with folder.locked():
-    save_params(convert.with_params(config, flat), os.path.join(
-        folder.checkpoints, str(seen // batch), 'state'))
+    save_params(flat, os.path.join(folder.checkpoints, str(seen // batch), 'state'))
     folder.write_config(run_config)
   return run
 

@@ -195,7 +195,7 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
   point, or the fresh state at step 0."""
   start = ckpts.latest_step()
   if start is not None:
-    if not os.path.isdir(os.path.join(ckpts.directory, str(start), 'data')):
+    if _params_only(run_lib.Workdir(workdir), start):
       raise ValueError(
           f'{workdir} holds parameters only (an imported checkpoint, step {start}), nothing to '
           f'resume; start a new run from it with --config.init.checkpoint={workdir}.'
@@ -205,18 +205,34 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
     return state, start
   if plan.cooldown_start is None:
     return state, 0
-  parent_dir = run_lib.Workdir(config.cooldown.parent)
-  # Read only: opening a parent never creates it (check_inputs made sure it exists).
-  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
-  if plan.cooldown_start not in parent.all_steps():
+  parent_dir, branch = run_lib.Workdir(config.cooldown.parent), plan.cooldown_start
+  saved = sorted(parent_dir.saved_steps())
+  if branch not in saved:
     raise ValueError(
-        f'cooldown.start={config.cooldown.start} is step {plan.cooldown_start}, but '
-        f'{config.cooldown.parent} has checkpoints at steps {sorted(parent.all_steps())}.'
+        f'cooldown.start={config.cooldown.start} is step {branch}, but '
+        f'{config.cooldown.parent} has checkpoints at steps {saved}.'
     )
-  state = parent.restore(plan.cooldown_start, checkpoints_lib.abstract_like(state), host)
-  parent.close()
-  log.info('Cooldown branch of %s from step %d.', config.cooldown.parent, plan.cooldown_start)
-  return state, plan.cooldown_start
+  if _params_only(parent_dir, branch):
+    # An imported checkpoint (a released constant-LR model): its parameters, a fresh
+    # optimiser, and the data from the start of our stream (its own order is not ours).
+    from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
+
+    _, _, flat = runs.read_params(parent_dir.path, branch)
+    state = state.replace(
+        params=_placed(flat, state.params, run_lib.model_config(config).scan_layers)
+    )
+  else:
+    # Read only: opening a parent never creates it (check_inputs made sure it exists).
+    parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
+    state = parent.restore(branch, checkpoints_lib.abstract_like(state), host)
+    parent.close()
+  log.info('Cooldown branch of %s from step %d.', config.cooldown.parent, branch)
+  return state, branch
+
+
+def _params_only(workdir: run_lib.Workdir, step: int) -> bool:
+  """Whether a checkpoint holds parameters alone (an import), not a train state to resume."""
+  return not os.path.isdir(os.path.join(workdir.checkpoints, str(step), 'data'))
 
 
 def check(config: ml_collections.ConfigDict) -> Mesh:
