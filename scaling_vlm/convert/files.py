@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -28,15 +29,40 @@ def read(path: str) -> StateDict:
   if not os.path.isfile(path):
     raise ValueError(f'checkpoint {path!r} does not exist.')
   if path.endswith(SAFETENSORS):
-    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-
-    return StateDict(_strip(load_file(path)))
+    return StateDict(_strip(SafetensorsFile(path)))
   if path.endswith(TORCH):
     return _read_torch(path)
   raise ValueError(
       f"checkpoint {path!r}: expected one of {list(SAFETENSORS + TORCH)} (open_clip's hub files "
       'are .safetensors; its trainer writes .pt).'
   )
+
+
+class SafetensorsFile(Mapping):
+  """A `.safetensors` file's tensors, each read when asked for (with `pread`, not a memory
+  map): a large model converted tensor by tensor, popping each, is never held twice."""
+
+  def __init__(self, path: str):
+    from safetensors import safe_open  # pylint: disable=import-outside-toplevel
+
+    self._file = safe_open(path, framework='np', backend='pread')
+    self._keys = dict.fromkeys(self._file.keys())
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    if key not in self._keys:
+      raise KeyError(key)
+    return self._file.get_tensor(key)
+
+  def __iter__(self):
+    return iter(self._keys)
+
+  def __len__(self) -> int:
+    return len(self._keys)
+
+  def pop(self, key: str) -> np.ndarray:
+    value = self[key]
+    del self._keys[key]
+    return value
 
 
 def _read_torch(path: str) -> StateDict:
@@ -70,7 +96,7 @@ def _read_torch(path: str) -> StateDict:
 def _strip(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Without DistributedDataParallel's `module.` prefix."""
   if tensors and all(k.startswith('module.') for k in tensors):
-    return {k.removeprefix('module.'): v for k, v in tensors.items()}
+    return {k.removeprefix('module.'): tensors[k] for k in list(tensors)}
   return tensors
 
 

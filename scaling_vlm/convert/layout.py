@@ -191,18 +191,10 @@ def rules(config: ModelConfig) -> list[Rule]:
   return out
 
 
-def to_ours(state: dict[str, np.ndarray], config: ModelConfig) -> dict[str, np.ndarray]:
-  """open_clip tensors -> our flat parameters; `state` must hold exactly the rules' keys."""
-  out = {}
-  for rule in rules(config):
-    for name, array in zip(rule.ours, rule.to_ours(state[rule.theirs])):
-      out[name] = np.asarray(array, order='C')
-  return out
-
-
 def to_theirs(flat: dict[str, np.ndarray], config: ModelConfig) -> dict[str, np.ndarray]:
-  """Our flat parameters -> open_clip's state dict."""
+  """Our flat parameters -> open_clip's state dict. Consumes `flat` (each of ours is dropped
+  once converted), so a large model is held about once."""
   return {
-      rule.theirs: np.asarray(rule.to_theirs(*(flat[name] for name in rule.ours)), order='C')
+      rule.theirs: np.asarray(rule.to_theirs(*(flat.pop(name) for name in rule.ours)), order='C')
       for rule in rules(config)
   }

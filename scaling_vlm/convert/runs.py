@@ -58,9 +58,12 @@ def save_params(flat: dict[str, np.ndarray], directory: str) -> None:
   which evaluation reads and `init.checkpoint` starts from; numpy in, no device copy."""
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
 
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.abspath(directory), {'params': convert.nested(flat, False)})
-  checkpointer.wait_until_finished()
+  # One file per array instead of OCDBT's shared database, which buffered the whole model a
+  # second time (peak host memory 3.0x the checkpoint for ViT-L-14, 2.3x this way).
+  checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_ocdbt=False))
+  checkpointer.save(
+      os.path.abspath(directory), args=ocp.args.PyTreeSave({'params': convert.nested(flat, False)})
+  )
 
 
 def import_checkpoint(
@@ -93,6 +96,7 @@ def import_checkpoint(
 
 def read_params(workdir: str, step: int | None = None) -> tuple[run_lib.Run, int, dict]:
   """A run's parameters at `step` (default: its latest checkpoint) as our flat dotted paths."""
+  import jax  # pylint: disable=import-outside-toplevel
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
 
   run = run_lib.Run.load(workdir)
@@ -104,12 +108,13 @@ def read_params(workdir: str, step: int | None = None) -> tuple[run_lib.Run, int
     raise ValueError(f'{workdir} has no checkpoint at step {step}; it has {saved}.')
   state_dir = os.path.abspath(os.path.join(run.workdir.checkpoints, str(step), 'state'))
   checkpointer = ocp.PyTreeCheckpointer()
-  item = checkpointer.metadata(state_dir).item_metadata
+  item = {'params': checkpointer.metadata(state_dir).item_metadata['params']}
+  as_numpy = ocp.RestoreArgs(restore_type=np.ndarray)  # host arrays: no device copy
   restored = checkpointer.restore(
       state_dir,
       args=ocp.args.PyTreeRestore(
-          item={'params': item['params']},
-          restore_args=ocp.checkpoint_utils.construct_restore_args({'params': item['params']}),
+          item=item,
+          restore_args=jax.tree.map(lambda _: as_numpy, item),
           partial_restore=True,  # never the optimiser state
       ),
   )
