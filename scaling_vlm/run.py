@@ -244,7 +244,12 @@ def model_config(config: ml_collections.ConfigDict) -> models.ModelConfig:
   m = config.model
   impl = None if m.attention_impl == 'auto' else m.attention_impl
   return models.get_config(
-      m.name, dtype=m.dtype, attention_impl=impl, scan_layers=m.scan_layers, remat=m.remat
+      m.name,
+      dtype=m.dtype,
+      attention_impl=impl,
+      scan_layers=m.scan_layers,
+      remat=m.remat,
+      init=m.get('init', 'open_clip'),  # runs saved before the key existed
   )
 
 

@@ -32,7 +32,7 @@ class MambaVisionTower(nnx.Module):
     v = config.vision
     dtype = jnp.dtype(config.dtype)
     self.patch_size = v.patch_size
-    self.patch_embed = patch_embedding(v, dtype, rngs)
+    self.patch_embed = patch_embedding(v, layers.fan_in_normal, dtype, rngs)
     self.ln_pre = layers.layer_norm(v.width, dtype, rngs)
     self.blocks = layers.Stack(
         lambda r: MambaBlock(

@@ -23,6 +23,9 @@ TEXT_DIRECTIONS = ('forward',)
 # 'auto': step by step on CPUs (cache-friendly, several times faster there), log-depth
 # associative scans on GPUs and TPUs, where a step-by-step loop would leave the device idle.
 SCAN_IMPLS = ('auto', 'associative', 'sequential')
+# How parameters start. 'open_clip': each tensor from the distribution the reference code
+# gives it (open_clip for CLIP, the MaMMUT fork for MaMMUT); CLIMP, which has none, keeps its own.
+INITS = ('open_clip',)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +114,7 @@ class ModelConfig:
   cross_attn_ratio: int = 2
   # Whether a self-attention block that is followed by cross-attention keeps its own MLP.
   mlp_before_cross_attn: bool = True
+  init: str = 'open_clip'  # how the parameters start (INITS)
   init_logit_scale: float = math.log(1 / 0.07)
   init_logit_bias: float | None = None  # set for the sigmoid (SigLIP) loss
   # CLIMP's mixers; a tower's MLP follows its `mlp_ratio` (0: none, as in Mamba's LM blocks).
@@ -127,6 +131,7 @@ class ModelConfig:
     check_choice('dtype', self.dtype, DTYPES)
     check_choice('attention_impl', self.attention_impl, ATTENTION_IMPLS)
     check_choice('remat', self.remat, REMAT_POLICIES)
+    check_choice('init', self.init, INITS)
     v, t = self.vision, self.text
     if v.image_size % v.patch_size:
       raise ValueError(

@@ -9,6 +9,7 @@ on GPUs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -34,6 +35,32 @@ def normal(std: float) -> Callable:
   return nnx.initializers.normal(std)
 
 
+def uniform(bound: float) -> Callable:
+  """U(-bound, bound)."""
+
+  def initializer(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return initializer
+
+
+def pytorch_default(fan_in: int) -> Callable:
+  """nn.Linear's and nn.Conv2d's default, for weights and biases alike: U(+-1/sqrt(fan_in))
+  (for weights, kaiming_uniform with a=sqrt(5) comes to that)."""
+  return uniform(fan_in**-0.5)
+
+
+def fan_in_normal(fan_in: int) -> Callable:
+  """N(0, 1/fan_in): CLIMP's patch embedding, which has no reference to follow."""
+  return normal(fan_in**-0.5)
+
+
+def residual_std(width: int, depth: int) -> float:
+  """open_clip's text-tower std of the weights that write into the residual stream: scaled
+  down with the tower's depth, so that the stream's variance does not grow with it."""
+  return width**-0.5 * (2 * depth) ** -0.5
+
+
 zeros = nnx.initializers.zeros_init()
 ones = nnx.initializers.ones_init()
 
@@ -50,6 +77,58 @@ def layer_norm(width: int, dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class BlockInit:
+  """How a block's weights start: one initializer (without axis names) per tensor. Attention
+  biases always start at zero, as nn.MultiheadAttention's do."""
+
+  qkv: Callable  # the fused Q, K, V kernel; cross-attention's Q and KV kernels alike
+  out: Callable
+  fc: Callable
+  fc_bias: Callable
+  proj: Callable
+  proj_bias: Callable
+
+  @classmethod
+  def pytorch(cls, width: int, mlp_width: int) -> BlockInit:
+    """PyTorch's defaults, which open_clip's ViT and the MaMMUT decoder keep.
+    nn.MultiheadAttention draws its fused (3W, W) in_proj xavier-uniform, U(+-sqrt(6 / 4W)),
+    and leaves its out_proj (an nn.Linear) at Linear's default, as the MLP's weights and
+    biases are."""
+    return cls(
+        qkv=uniform((6 / (4 * width)) ** 0.5),
+        out=pytorch_default(width),
+        fc=pytorch_default(width),
+        fc_bias=pytorch_default(width),
+        proj=pytorch_default(mlp_width),
+        proj_bias=pytorch_default(mlp_width),
+    )
+
+  @classmethod
+  def clip_text(cls, width: int, mlp_width: int, depth: int) -> BlockInit:
+    """open_clip's `TextTransformer.init_parameters`: `scaled`'s weights. It sets the weights
+    only: the MLP biases keep Linear's default."""
+    return dataclasses.replace(
+        cls.scaled(width, depth),
+        fc_bias=pytorch_default(width),
+        proj_bias=pytorch_default(mlp_width),
+    )
+
+  @classmethod
+  def scaled(cls, width: int, depth: int) -> BlockInit:
+    """Normal weights, residual-branch outputs scaled down with the tower's depth, and zero
+    biases: CLIMP's MLPs, which have no reference to follow."""
+    out_std = residual_std(width, depth)
+    return cls(
+        qkv=normal(width**-0.5),
+        out=normal(out_std),
+        fc=normal((2 * width) ** -0.5),
+        fc_bias=zeros,
+        proj=normal(out_std),
+        proj_bias=zeros,
+    )
+
+
 class Attention(nnx.Module):
   """Multi-head attention. Self-attention fuses Q, K and V into one matmul; cross-attention
   projects its queries from `x` and keys/values from a context (see `context_kv`)."""
@@ -60,7 +139,7 @@ class Attention(nnx.Module):
       heads: int,
       *,
       cross: bool,
-      out_std: float,
+      inits: BlockInit,
       dtype,
       impl: str | None,
       rngs: nnx.Rngs,
@@ -73,7 +152,7 @@ class Attention(nnx.Module):
           (n, heads, head_dim),
           dtype=dtype,
           rngs=rngs,
-          kernel_init=init(normal(width**-0.5), 'embed', None, 'heads', 'kv'),
+          kernel_init=init(inits.qkv, 'embed', None, 'heads', 'kv'),
           bias_init=init(zeros, None, 'heads', 'kv'),
       )
 
@@ -87,7 +166,7 @@ class Attention(nnx.Module):
         width,
         axis=(-2, -1),
         dtype=dtype,
-        kernel_init=init(normal(out_std), 'heads', 'kv', 'embed'),
+        kernel_init=init(inits.out, 'heads', 'kv', 'embed'),
         bias_init=init(zeros, 'embed'),
         rngs=rngs,
     )
@@ -137,22 +216,22 @@ class Attention(nnx.Module):
 
 class Mlp(nnx.Module):
 
-  def __init__(self, width: int, hidden: int, *, out_std: float, dtype, rngs: nnx.Rngs):
+  def __init__(self, width: int, hidden: int, *, inits: BlockInit, dtype, rngs: nnx.Rngs):
     self.fc = nnx.Linear(
         width,
         hidden,
         dtype=dtype,
         rngs=rngs,
-        kernel_init=init(normal((2 * width) ** -0.5), 'embed', 'mlp'),
-        bias_init=init(zeros, 'mlp'),
+        kernel_init=init(inits.fc, 'embed', 'mlp'),
+        bias_init=init(inits.fc_bias, 'mlp'),
     )
     self.proj = nnx.Linear(
         hidden,
         width,
         dtype=dtype,
         rngs=rngs,
-        kernel_init=init(normal(out_std), 'mlp', 'embed'),
-        bias_init=init(zeros, 'embed'),
+        kernel_init=init(inits.proj, 'mlp', 'embed'),
+        bias_init=init(inits.proj_bias, 'embed'),
     )
 
   def __call__(self, x: Array) -> Array:
@@ -184,7 +263,7 @@ class Block(nnx.Module):
       heads: int,
       mlp_width: int,
       *,
-      depth: int,
+      inits: BlockInit,
       dtype,
       impl: str | None,
       rngs: nnx.Rngs,
@@ -192,16 +271,12 @@ class Block(nnx.Module):
       mlp: bool = True,
       layer_scale: float | None = None,
   ):
-    # open_clip's init: residual-branch outputs scaled down with the tower's depth.
-    out_std = width**-0.5 * (2 * depth) ** -0.5
     self.ln_1 = layer_norm(width, dtype, rngs)
     self.ln_1_kv = layer_norm(width, dtype, rngs) if cross else None
-    self.attn = Attention(
-        width, heads, cross=cross, out_std=out_std, dtype=dtype, impl=impl, rngs=rngs
-    )
+    self.attn = Attention(width, heads, cross=cross, inits=inits, dtype=dtype, impl=impl, rngs=rngs)
     self.ls_1 = LayerScale(width, layer_scale) if layer_scale else None
     self.ln_2 = layer_norm(width, dtype, rngs) if mlp else None
-    self.mlp = Mlp(width, mlp_width, out_std=out_std, dtype=dtype, rngs=rngs) if mlp else None
+    self.mlp = Mlp(width, mlp_width, inits=inits, dtype=dtype, rngs=rngs) if mlp else None
     self.ls_2 = LayerScale(width, layer_scale) if layer_scale and mlp else None
 
   def context_kv(self, context: Array) -> KVCache:

@@ -35,10 +35,6 @@ def _param(rngs: nnx.Rngs, init, shape: tuple[int, ...], axes: tuple) -> nnx.Par
   return nnx.Param(init(rngs.params(), shape, jnp.float32), out_sharding=axes, eager_sharding=False)
 
 
-def _uniform(bound: float):
-  return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
 # Initializers compiled whole: eagerly, each of their ops would compile once per shape.
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _dt_bias_init(key, shape, dtype):
@@ -116,7 +112,7 @@ class Mixer(nnx.Module):
     self.x_proj = _param(
         rngs, layers.normal(inner**-0.5), (k, inner, rank + 2 * n), (None, 'mlp', None)
     )
-    self.dt_proj = _param(rngs, _uniform(rank**-0.5), (k, rank, inner), (None, None, 'mlp'))
+    self.dt_proj = _param(rngs, layers.uniform(rank**-0.5), (k, rank, inner), (None, None, 'mlp'))
     self.dt_bias = _param(rngs, _dt_bias_init, (k, inner), (None, 'mlp'))
     self.A_log = _param(rngs, _a_log_init, (k, inner, n), (None, 'mlp', None))
     self.D = _param(rngs, layers.ones, (k, inner), (None, 'mlp'))
@@ -173,13 +169,14 @@ class MambaBlock(nnx.Module):
       dtype,
       rngs: nnx.Rngs,
   ):
-    # As layers.Block: residual-branch outputs scaled down with the tower's depth.
-    out_std = width**-0.5 * (2 * depth) ** -0.5
+    # As open_clip's text tower: residual-branch outputs scaled down with the tower's depth.
+    out_std = layers.residual_std(width, depth)
     self.ln_1 = layers.layer_norm(width, dtype, rngs)
     self.mixer = Mixer(width, ssm, two_d=two_d, out_std=out_std, dtype=dtype, rngs=rngs)
     self.ln_2 = layers.layer_norm(width, dtype, rngs) if mlp_width else None
+    inits = layers.BlockInit.scaled(width, depth)
     self.mlp = (
-        layers.Mlp(width, mlp_width, out_std=out_std, dtype=dtype, rngs=rngs) if mlp_width else None
+        layers.Mlp(width, mlp_width, inits=inits, dtype=dtype, rngs=rngs) if mlp_width else None
     )
 
   def __call__(self, x: Array, grid: tuple[int, int] | None = None) -> Array:

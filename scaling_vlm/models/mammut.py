@@ -28,7 +28,9 @@ class DecoderUnit(nnx.Module):
   the decoder is a stack of identical units, so it can be scanned."""
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
-    block = functools.partial(text_block, config, rngs)
+    # The fork's decoder blocks keep PyTorch's defaults (its init_parameters skips them).
+    inits = layers.BlockInit.pytorch(config.text.width, config.text.mlp_width)
+    block = functools.partial(text_block, config, rngs, inits)
     # Smaller MaMMUTs drop the MLP of a self-attention block that cross-attention follows.
     self.self_attn = nnx.List(
         [block(mlp=i > 0 or config.mlp_before_cross_attn) for i in range(config.cross_attn_ratio)]
@@ -136,9 +138,9 @@ class MaMMUT(nnx.Module):
     self.visual = VisionTower(config, rngs)
     self.decoder = TextDecoder(config, rngs)
     v_width, t_width = config.vision.width, config.text.width
-    self.vision_to_text = layers.embedding(
-        rngs, (v_width, t_width), v_width**-0.5, ('embed', 'proj')
-    )
+    # The fork's map_viz2txt_kv is torch.randn: std 1. The cross-attention's ln_1_kv normalises
+    # the mapped tokens, so this scale sets how fast Adam moves the map, not what attends.
+    self.vision_to_text = layers.embedding(rngs, (v_width, t_width), 1.0, ('embed', 'proj'))
     self.logit_scale = layers.LogitScale(config.init_logit_scale, config.init_logit_bias)
 
   def image_context(self, image_tokens: jax.Array) -> jax.Array:

@@ -26,14 +26,16 @@ def project_at_eot(features: jax.Array, tokens: jax.Array, projection) -> jax.Ar
   return eot @ projection[...].astype(features.dtype)
 
 
-def text_block(config: ModelConfig, rngs: nnx.Rngs, **options) -> layers.Block:
+def text_block(
+    config: ModelConfig, rngs: nnx.Rngs, inits: layers.BlockInit, **options
+) -> layers.Block:
   """One pre-LN block of the text width; `options` (cross, mlp) as `layers.Block`."""
   t = config.text
   return layers.Block(
       t.width,
       t.heads,
       t.mlp_width,
-      depth=t.layers,
+      inits=inits,
       dtype=jnp.dtype(config.dtype),
       impl=config.attention_impl,
       rngs=rngs,
@@ -53,8 +55,9 @@ class TextTower(nnx.Module):
     self.positional_embedding = layers.embedding(
         rngs, (t.context_length, t.width), 0.01, (None, 'embed')
     )
+    inits = layers.BlockInit.clip_text(t.width, t.mlp_width, t.layers)
     self.blocks = layers.Stack(
-        lambda r: text_block(config, r),
+        lambda r: text_block(config, r, inits),
         t.layers,
         scan=config.scan_layers,
         remat=config.remat,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -17,8 +19,11 @@ def patchify(images: jax.Array, p: int) -> jax.Array:
   return x.reshape(b, (h // p) * (w // p), p * p * c)
 
 
-def patch_embedding(v: VisionConfig, dtype, rngs: nnx.Rngs) -> nnx.Linear:
-  """A stride-p convolution without bias, written as a matmul over flattened patches."""
+def patch_embedding(
+    v: VisionConfig, kernel: Callable[[int], Callable], dtype, rngs: nnx.Rngs
+) -> nnx.Linear:
+  """A stride-p convolution without bias, written as a matmul over flattened patches, whose
+  kernel starts from `kernel(fan_in)`."""
   fan_in = v.patch_size**2 * 3
   return nnx.Linear(
       fan_in,
@@ -26,7 +31,7 @@ def patch_embedding(v: VisionConfig, dtype, rngs: nnx.Rngs) -> nnx.Linear:
       use_bias=False,
       dtype=dtype,
       rngs=rngs,
-      kernel_init=layers.init(layers.normal(fan_in**-0.5), None, 'embed'),
+      kernel_init=layers.init(kernel(fan_in), None, 'embed'),
   )
 
 
@@ -39,7 +44,8 @@ class VisionTower(nnx.Module):
     dtype = jnp.dtype(config.dtype)
     scale = v.width**-0.5
     self.image_size, self.patch_size, self.pooling = v.image_size, v.patch_size, config.pooling
-    self.patch_embed = patch_embedding(v, dtype, rngs)
+    # open_clip's ViT keeps PyTorch's defaults: Conv2d, MultiheadAttention, Linear.
+    self.patch_embed = patch_embedding(v, layers.pytorch_default, dtype, rngs)
     self.class_embedding = layers.embedding(rngs, (v.width,), scale, ('embed',))
     self.positional_embedding = layers.embedding(
         rngs, (v.num_tokens, v.width), scale, (None, 'embed')
@@ -50,7 +56,7 @@ class VisionTower(nnx.Module):
             v.width,
             v.heads,
             v.mlp_width,
-            depth=v.layers,
+            inits=layers.BlockInit.pytorch(v.width, v.mlp_width),
             dtype=dtype,
             impl=config.attention_impl,
             layer_scale=v.layer_scale_init,

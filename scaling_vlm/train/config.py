@@ -28,7 +28,12 @@ SUFFIXES = {'': 1, 'k': 1e3, 'K': 1e3, 'M': 1e6, 'B': 1e9, 'G': 1e9, 'T': 1e12}
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model = dict(
-      name='ViT-B-32', dtype='bfloat16', attention_impl='auto', scan_layers=False, remat='none'
+      name='ViT-B-32',
+      dtype='bfloat16',
+      attention_impl='auto',
+      scan_layers=False,
+      remat='none',
+      init='open_clip',  # open_clip: each tensor as the reference code initialises it
   )
   c.data = dict(
       source='synthetic',  # synthetic | wds | arrayrecord
@@ -168,6 +173,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # 'auto' stands for None (JAX picks the kernel), which a ConfigDict string cannot hold.
   _choice(config, 'model.attention_impl', ['auto', *model_config.ATTENTION_IMPLS[1:]])
   _choice(config, 'model.remat', model_config.REMAT_POLICIES)
+  _choice(config, 'model.init', model_config.INITS)
   _choice(config, 'xla.gpu_flags', xla_flags.PRESETS)
   _check_performance_switches(config)
   # The remaining choices are the keys of the registries that build each part. Imported here,
