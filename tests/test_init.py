@@ -204,3 +204,19 @@ def test_stds_match_the_reference_models(model):
       assert x.std() == 0, key
     else:
       assert x.std() == pytest.approx(reference, rel=std_tolerance(x.size)), key
+
+
+def test_the_tiny_presets_start_scaled_and_everything_else_as_the_reference():
+  """The tiny models learn colour far faster from 'scaled' at the mini study's budget
+  (experiments/mini_study/NOTES.md); every other preset starts as the paper's runs did."""
+  from configs import presets  # pylint: disable=import-outside-toplevel
+  from scaling_vlm import run  # pylint: disable=import-outside-toplevel
+
+  assert run.model_config(presets.for_model('mammut_tiny-2')).init == 'scaled'
+  assert run.model_config(presets.for_model('mammut_ViT-B-32')).init == 'open_clip'
+  scaled = models.build(models.get_config('mammut_tiny-2', init='scaled'))
+  reference = models.build(models.get_config('mammut_tiny-2'))
+  for model, bias_is_zero, map_std in ((scaled, True, 48**-0.5), (reference, False, 1.0)):
+    bias = np.asarray(model.visual.blocks.layers[0].mlp.fc.bias[...])
+    assert bool(np.all(bias == 0)) == bias_is_zero
+    assert np.std(np.asarray(model.vision_to_text[...])) == pytest.approx(map_std, rel=0.15)

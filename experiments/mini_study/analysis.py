@@ -67,7 +67,7 @@ def analyse(results: pd.DataFrame, procedures, largest: dict, form: str, n_boot:
       try:
         fits[p] = fit_procedure(points, p, largest[p], form, n_boot, seed=i)
       except ValueError as error:  # e.g. too few frontier points: say so, fit the others
-        problems.append(f'{task}: {p}: {error}')
+        problems.append(f'{task}: {error}')  # the fitting library's message names the procedure
     x_max = float(points['x'].max())
     pairs = []
     for a, b in itertools.combinations(fits, 2):

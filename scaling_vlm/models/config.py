@@ -25,7 +25,9 @@ TEXT_DIRECTIONS = ('forward',)
 SCAN_IMPLS = ('auto', 'associative', 'sequential')
 # How parameters start. 'open_clip': each tensor from the distribution the reference code
 # gives it (open_clip for CLIP, the MaMMUT fork for MaMMUT); CLIMP, which has none, keeps its own.
-INITS = ('open_clip',)
+# 'scaled': normal weights with residual outputs scaled down by depth and zero biases, which the
+# tiny models learn faster from at the mini study's budget (experiments/mini_study/NOTES.md).
+INITS = ('open_clip', 'scaled')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -129,6 +129,11 @@ class BlockInit:
     )
 
 
+def block_init(init: str, reference: BlockInit, width: int, depth: int) -> BlockInit:
+  """A tower's block init under `ModelConfig.init`: the reference's, or 'scaled'."""
+  return reference if init == 'open_clip' else BlockInit.scaled(width, depth)
+
+
 class Attention(nnx.Module):
   """Multi-head attention. Self-attention fuses Q, K and V into one matmul; cross-attention
   projects its queries from `x` and keys/values from a context (see `context_kv`)."""

@@ -29,7 +29,10 @@ class DecoderUnit(nnx.Module):
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
     # The fork's decoder blocks keep PyTorch's defaults (its init_parameters skips them).
-    inits = layers.BlockInit.pytorch(config.text.width, config.text.mlp_width)
+    t = config.text
+    inits = layers.block_init(
+        config.init, layers.BlockInit.pytorch(t.width, t.mlp_width), t.width, t.layers
+    )
     block = functools.partial(text_block, config, rngs, inits)
     # Smaller MaMMUTs drop the MLP of a self-attention block that cross-attention follows.
     self.self_attn = nnx.List(
@@ -140,7 +143,8 @@ class MaMMUT(nnx.Module):
     v_width, t_width = config.vision.width, config.text.width
     # The fork's map_viz2txt_kv is torch.randn: std 1. The cross-attention's ln_1_kv normalises
     # the mapped tokens, so this scale sets how fast Adam moves the map, not what attends.
-    self.vision_to_text = layers.embedding(rngs, (v_width, t_width), 1.0, ('embed', 'proj'))
+    std = 1.0 if config.init == 'open_clip' else v_width**-0.5
+    self.vision_to_text = layers.embedding(rngs, (v_width, t_width), std, ('embed', 'proj'))
     self.logit_scale = layers.LogitScale(config.init_logit_scale, config.init_logit_bias)
 
   def image_context(self, image_tokens: jax.Array) -> jax.Array:

@@ -55,7 +55,9 @@ class TextTower(nnx.Module):
     self.positional_embedding = layers.embedding(
         rngs, (t.context_length, t.width), 0.01, (None, 'embed')
     )
-    inits = layers.BlockInit.clip_text(t.width, t.mlp_width, t.layers)
+    inits = layers.block_init(
+        config.init, layers.BlockInit.clip_text(t.width, t.mlp_width, t.layers), t.width, t.layers
+    )
     self.blocks = layers.Stack(
         lambda r: text_block(config, r, inits),
         t.layers,

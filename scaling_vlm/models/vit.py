@@ -45,7 +45,9 @@ class VisionTower(nnx.Module):
     scale = v.width**-0.5
     self.image_size, self.patch_size, self.pooling = v.image_size, v.patch_size, config.pooling
     # open_clip's ViT keeps PyTorch's defaults: Conv2d, MultiheadAttention, Linear.
-    self.patch_embed = patch_embedding(v, layers.pytorch_default, dtype, rngs)
+    reference = config.init == 'open_clip'
+    kernel = layers.pytorch_default if reference else layers.fan_in_normal
+    self.patch_embed = patch_embedding(v, kernel, dtype, rngs)
     self.class_embedding = layers.embedding(rngs, (v.width,), scale, ('embed',))
     self.positional_embedding = layers.embedding(
         rngs, (v.num_tokens, v.width), scale, (None, 'embed')
@@ -56,7 +58,9 @@ class VisionTower(nnx.Module):
             v.width,
             v.heads,
             v.mlp_width,
-            inits=layers.BlockInit.pytorch(v.width, v.mlp_width),
+            inits=layers.block_init(
+                config.init, layers.BlockInit.pytorch(v.width, v.mlp_width), v.width, v.layers
+            ),
             dtype=dtype,
             impl=config.attention_impl,
             layer_scale=v.layer_scale_init,
