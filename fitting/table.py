@@ -84,8 +84,25 @@ def _read(path) -> pd.DataFrame:
   return pd.read_csv(path)  # .csv and .csv.gz alike
 
 
-def _arch(model: pd.Series) -> pd.Series:
-  return np.where(model.str.startswith('mammut'), 'mammut', 'clip')
+# The paper's model families: its tables' `namespace` values.
+FAMILIES = ('clip', 'mammut', 'coca', 'siglip', 'cap')
+
+
+def _family_by_name(model: str) -> str:
+  """The family the paper's own code reads from a model's name (get_model_type)."""
+  if 'siglip' in model.lower():
+    return 'siglip'
+  for family in ('cap', 'mammut', 'coca'):
+    if family in model:
+      return family
+  return 'clip'
+
+
+def _arch(wide: pd.DataFrame) -> pd.Series:
+  """The architecture of each row: the table's `namespace` where it names a family (CoCa and
+  SigLIP runs are not CLIP's), else what the paper's code reads from the model's name."""
+  by_name = wide['model'].map(_family_by_name)
+  return wide['namespace'].where(wide['namespace'].isin(FAMILIES), by_name)
 
 
 def read_results(path) -> pd.DataFrame:
@@ -110,7 +127,7 @@ def import_paper_csv(path) -> pd.DataFrame:
   base = pd.DataFrame(
       {
           'run_id': wide['model'] + '/' + wide['pretrain_dataset'] + '/' + wide['namespace'],
-          'arch': _arch(wide['model']),
+          'arch': _arch(wide),
           'model': wide['model'],
           'pretrain_dataset': wide['pretrain_dataset'],
           'lr_schedule': wide['lr_scheduler'],
@@ -147,7 +164,7 @@ def import_paper_parquet(path) -> pd.DataFrame:
   base = pd.DataFrame(
       {
           'run_id': run_id,
-          'arch': _arch(wide['model']),
+          'arch': _arch(wide),
           'model': wide['model'],
           'pretrain_dataset': wide['pretrain_dataset'],
           'lr_schedule': wide['lr_scheduler'],

@@ -175,3 +175,40 @@ def test_a_table_without_any_cooldown_reads_as_constant_runs(tmp_path):
   read = table.read_results(str(tmp_path / 'results.csv'))
   assert np.isnan(filters.cooldown_samples(read)).all()
   assert filters.is_constant(read).all()
+
+
+def test_the_paper_namespaces_are_architectures_and_coca_or_siglip_is_not_clip(tmp_path):
+  names = {
+      'clip': 'ViT-B-32',
+      'mammut': 'mammut_ViT-B-32',
+      'coca': 'coca_ViT-B-32',
+      'siglip': 'ViT-B-32-SigLIP',
+      'cap': 'cap_ViT-B-32',
+  }
+  rows = []
+  for namespace, model in names.items():
+    rows.append(
+        dict(
+            model=model,
+            namespace=namespace,
+            pretrain_dataset='datacomp',
+            downstream_dataset='imagenet1k',
+            lr_scheduler='cosine',
+            total_samples_seen=1.28e9,
+            epoch=10,
+            total_epochs=10,
+            gflops=14.5,
+            global_batch_size=8192,
+            warmup=1000,
+            acc1=0.5,
+        )
+    )
+  rows.append(dict(rows[2], namespace='', model='coca_ViT-S-32'))  # no namespace: by its name
+  path = tmp_path / 'all_results.csv'
+  pd.DataFrame(rows).to_csv(path, index=False)
+  long = table.import_paper_csv(path)
+  assert list(long['arch']) == ['clip', 'mammut', 'coca', 'siglip', 'cap', 'coca']
+  points = filters.eligible_points(long, 'imagenet1k', 'acc1', min_x=0.0)
+  assert list(filters.select(points, arch='clip')['model']) == ['ViT-B-32']
+  with pytest.raises(ValueError, match=r"no points with arch='vit'; choose from \['cap', 'clip'"):
+    filters.select(points, arch='vit')
