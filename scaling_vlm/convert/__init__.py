@@ -9,7 +9,10 @@ The tensor mapping is `layout`; file formats are `files`.
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from scaling_vlm import models
 from scaling_vlm.convert import files, layout
@@ -84,8 +87,6 @@ def flatten(tree: dict, prefix: str = '') -> dict:
 
 def flat_params(model) -> dict[str, np.ndarray]:
   """A model's parameters as dotted paths in the unscanned layout (`...layers.0.attn...`)."""
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-
   pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   return flatten(unstack_layers(pure) if model.config.scan_layers else pure)
 
@@ -97,8 +98,6 @@ def unstack_layers(tree):
   out = {}
   for key, value in tree.items():
     if key == 'layers' and isinstance(value, dict) and not all(isinstance(k, int) for k in value):
-      import jax  # pylint: disable=import-outside-toplevel
-
       count = jax.tree.leaves(value)[0].shape[0]
       value = {i: jax.tree.map(lambda a, i=i: _layer(a, i), value) for i in range(count)}
     out[key] = unstack_layers(value)
@@ -107,8 +106,6 @@ def unstack_layers(tree):
 
 def _layer(array, i: int):
   """Layer `i` of a stacked array, or of its shape alone (abstract models)."""
-  import jax  # pylint: disable=import-outside-toplevel
-
   if isinstance(array, jax.ShapeDtypeStruct):
     return jax.ShapeDtypeStruct(array.shape[1:], array.dtype)
   return array[i]
@@ -119,8 +116,6 @@ def _stack_layers(tree):
   if not isinstance(tree, dict):
     return tree
   if tree and all(isinstance(k, int) for k in tree):
-    import jax  # pylint: disable=import-outside-toplevel
-
     return jax.tree.map(lambda *a: np.stack(a), *(tree[i] for i in sorted(tree)))
   return {k: _stack_layers(v) for k, v in tree.items()}
 
@@ -138,20 +133,11 @@ def nested(flat: dict[str, np.ndarray], scanned: bool) -> dict:
   return _stack_layers(tree) if scanned else tree
 
 
-def jax_tree_map(fn, tree):
-  import jax  # pylint: disable=import-outside-toplevel
-
-  return jax.tree.map(fn, tree)
-
-
 def with_params(config: ModelConfig, flat: dict[str, np.ndarray]):
   """The model `config` describes, holding `flat` (our dotted paths) as its parameters."""
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-
   graphdef, state = nnx.split(models.abstract(config))
   tree = nested(flat, config.scan_layers)
-  nnx.replace_by_pure_dict(state, jax_tree_map(jnp.asarray, tree))
+  nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, tree))
   return nnx.merge(graphdef, state)
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import orbax.checkpoint as ocp
 
 from configs import presets
 from scaling_vlm import convert, models, run as run_lib
 from scaling_vlm.convert import files
-from scaling_vlm.evaluate import restore
+from scaling_vlm.train import checkpoints
+from scaling_vlm.train.config import init_source
 
 
 def samples_seen(
@@ -56,8 +58,6 @@ def imported_config(name: str, samples: int, global_batch: int, schedule: str, t
 def save_params(flat: dict[str, np.ndarray], directory: str) -> None:
   """Parameters (our flat paths, unscanned) as a checkpoint's `state` item ({'params': ...}),
   which evaluation reads and `init.checkpoint` starts from; numpy in, no device copy."""
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-
   # One file per array instead of OCDBT's shared database, which buffered the whole model a
   # second time (peak host memory 3.0x the checkpoint for ViT-L-14, 2.3x this way).
   checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_ocdbt=False))
@@ -96,9 +96,6 @@ def import_checkpoint(
 
 def read_params(workdir: str, step: int | None = None) -> tuple[run_lib.Run, int, dict]:
   """A run's parameters at `step` (default: its latest checkpoint) as our flat dotted paths."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-
   run = run_lib.Run.load(workdir)
   saved = sorted(run.workdir.saved_steps())
   if not saved:
@@ -106,19 +103,9 @@ def read_params(workdir: str, step: int | None = None) -> tuple[run_lib.Run, int
   step = saved[-1] if step is None else step
   if step not in saved:
     raise ValueError(f'{workdir} has no checkpoint at step {step}; it has {saved}.')
-  state_dir = os.path.abspath(os.path.join(run.workdir.checkpoints, str(step), 'state'))
-  checkpointer = ocp.PyTreeCheckpointer()
-  item = {'params': checkpointer.metadata(state_dir).item_metadata['params']}
-  as_numpy = ocp.RestoreArgs(restore_type=np.ndarray)  # host arrays: no device copy
-  restored = checkpointer.restore(
-      state_dir,
-      args=ocp.args.PyTreeRestore(
-          item=item,
-          restore_args=jax.tree.map(lambda _: as_numpy, item),
-          partial_restore=True,  # never the optimiser state
-      ),
+  params = checkpoints.read_params(
+      os.path.abspath(os.path.join(run.workdir.checkpoints, str(step), 'state'))
   )
-  params = restore.to_pure(restored['params'])
   if run.model.scan_layers:
     params = convert.unstack_layers(params)
   return run, step, {k: np.asarray(v) for k, v in convert.flatten(params).items()}
@@ -138,10 +125,10 @@ def init_params(spec: str, config) -> dict[str, np.ndarray]:
   as our flat paths, refused unless they are `config`'s model's, naming the first parameter
   that differs with both shapes."""
   unscanned = config.replace(scan_layers=False)
-  if spec.endswith(files.SAFETENSORS + files.TORCH):
-    return convert.ours_from_theirs(files.read(spec).tensors, unscanned, spec)
-  folder, _, step = spec.rpartition(':') if ':' in spec else (spec, '', '')
-  run, _, flat = read_params(folder, int(step) if step else None)
+  path, step = init_source(spec)
+  if os.path.isfile(path):
+    return convert.ours_from_theirs(files.read(path).tensors, unscanned, spec)
+  run, _, flat = read_params(path, step)
   expected = convert.flat_params(models.abstract(unscanned.replace(scan_layers=True)))
   for name in sorted(set(expected) | set(flat)):
     have = flat[name].shape if name in flat else None

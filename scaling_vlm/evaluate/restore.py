@@ -18,6 +18,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from scaling_vlm import sharding
+from scaling_vlm.train import checkpoints
 
 
 def _target(saved, shardings, abstract, where: str):
@@ -39,15 +40,6 @@ def _target(saved, shardings, abstract, where: str):
         ' the model: the checkpoint is of another model'
     )
   return jax.ShapeDtypeStruct(saved.shape, saved.dtype, sharding=shardings)
-
-
-def to_pure(tree):
-  """Orbax's nested dicts -> nnx's pure dict: list indices int, no 'value' wrapper."""
-  if not isinstance(tree, Mapping):
-    return tree
-  if set(tree) == {'value'}:
-    return tree['value']
-  return {int(k) if k.isdigit() else k: to_pure(v) for k, v in tree.items()}
 
 
 def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
@@ -74,5 +66,5 @@ def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
       ),
   )
   state = jax.tree.map(lambda x: x, abstract_state)  # a copy: the abstract state is reused
-  nnx.replace_by_pure_dict(state, to_pure(restored['params']))
+  nnx.replace_by_pure_dict(state, checkpoints.to_pure(restored['params']))
   return state

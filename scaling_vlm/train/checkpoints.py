@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Mapping
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
@@ -153,3 +155,28 @@ def read_state(path: str, device: jax.Device | None = None):
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=placement), metadata
   )
   return checkpointer.restore(path, target)
+
+
+def to_pure(tree):
+  """Orbax's nested dicts -> nnx's pure dict: list indices int, no 'value' wrapper."""
+  if not isinstance(tree, Mapping):
+    return tree
+  if set(tree) == {'value'}:
+    return tree['value']
+  return {int(k) if k.isdigit() else k: to_pure(v) for k, v in tree.items()}
+
+
+def read_params(path: str) -> dict:
+  """The parameters alone in one checkpoint's `state` directory (a trained run's or an
+  imported one), as host numpy arrays in nnx's pure-dict layout: what export and
+  `init.checkpoint` read, never the optimiser state beside them."""
+  checkpointer = ocp.PyTreeCheckpointer()
+  item = {'params': checkpointer.metadata(path).item_metadata['params']}
+  as_numpy = ocp.RestoreArgs(restore_type=np.ndarray)  # no device copy
+  restored = checkpointer.restore(
+      path,
+      args=ocp.args.PyTreeRestore(
+          item=item, restore_args=jax.tree.map(lambda _: as_numpy, item), partial_restore=True
+      ),
+  )
+  return to_pure(restored['params'])

@@ -202,7 +202,7 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
     if not os.path.isfile(bpe_path := sources.clip_bpe_path(config.data)):
       raise ValueError(f'data.bpe_path={bpe_path!r} does not exist.')
   init = config.init.checkpoint
-  if init and not (os.path.isfile(init) or os.path.isdir(init.rpartition(':')[0] or init)):
+  if init and not os.path.exists(init_source(init)[0]):
     raise ValueError(f'init.checkpoint={init!r} does not exist.')
   parent = config.cooldown.parent
   if config.optim.schedule == 'cooldown' and not os.path.isdir(os.path.join(parent, 'checkpoints')):
@@ -210,6 +210,13 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
         f'cooldown.parent={parent!r} does not exist (no {os.path.join(parent, "checkpoints")}): '
         'name the workdir of the constant-LR run to branch from.'
     )
+
+
+def init_source(spec: str) -> tuple[str, int | None]:
+  """`init.checkpoint` as (path, step): an open_clip file or a run's DIR (step None: its
+  latest checkpoint), or DIR:STEP."""
+  path, colon, step = spec.rpartition(':')
+  return (path, int(step)) if colon and step.isdigit() else (spec, None)
 
 
 def _check_performance_switches(config: ml_collections.ConfigDict) -> None:

@@ -25,7 +25,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from scaling_vlm import flops, models, run as run_lib, sharding
+from scaling_vlm import convert, flops, models, run as run_lib, sharding
+from scaling_vlm.convert import runs as convert_runs
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
 from scaling_vlm.train import losses, metrics as metrics_lib, preemption, schedules
@@ -176,15 +177,11 @@ def init_params(config: ml_collections.ConfigDict, workdir: str) -> dict[str, np
   run's model before anything is built; None when there is none, or the run resumes."""
   if not config.init.checkpoint or run_lib.Workdir(workdir).saved_steps():
     return None
-  from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
-
-  return runs.init_params(config.init.checkpoint, run_lib.model_config(config))
+  return convert_runs.init_params(config.init.checkpoint, run_lib.model_config(config))
 
 
 def _placed(flat: dict[str, np.ndarray], params, scanned: bool):
   """`flat` (our dotted paths) as the parameters `params` are: same tree, same shardings."""
-  from scaling_vlm import convert  # pylint: disable=import-outside-toplevel
-
   new = jax.tree.map(lambda x: x, params)
   nnx.replace_by_pure_dict(new, convert.nested(flat, scanned))
   return jax.tree.map(lambda value, old: jax.device_put(value, old.sharding), new, params)
@@ -215,12 +212,8 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
   if _params_only(parent_dir, branch):
     # An imported checkpoint (a released constant-LR model): its parameters, a fresh
     # optimiser, and the data from the start of our stream (its own order is not ours).
-    from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
-
-    _, _, flat = runs.read_params(parent_dir.path, branch)
-    state = state.replace(
-        params=_placed(flat, state.params, run_lib.model_config(config).scan_layers)
-    )
+    _, _, flat = convert_runs.read_params(parent_dir.path, branch)
+    state = state.replace(params=_placed(flat, state.params, config.model.scan_layers))
   else:
     # Read only: opening a parent never creates it (check_inputs made sure it exists).
     parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
