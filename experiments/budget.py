@@ -62,7 +62,7 @@ def report(planned: Sequence, accelerator: str, mfu: float) -> list[str]:
     lines.append(
         f'{p.name:<{width}}  {p.config.model.name:<18} {p.config.optim.schedule:<8} '
         f'{count(p.samples):>8} {p.plan.global_batch:>6} '
-        f'{p.samples // p.plan.global_batch:>7} {p.gflops_per_sample:>13.4g} '
+        f'{p.samples // p.plan.global_batch:>7} {p.resolved.gflops_per_sample:>13.4g} '
         f'{p.compute_gflops:>9.3g} {hours(p.train_flops, accelerator, mfu):>10.4g}'
     )
   total_gflops = sum(p.compute_gflops for p in planned)

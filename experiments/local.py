@@ -132,14 +132,14 @@ def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, 
     if parent:
       # The parent's workdir even when --only left the parent out of this launch.
       parent_dir = os.path.join(os.path.dirname(workdir[p.name]), parent)
-      if p.start_samples // p.plan.global_batch not in Workdir(parent_dir).saved_steps():
+      if p.plan.cooldown_start not in Workdir(parent_dir).saved_steps():
         if parent in running or any(q.name == parent for q in pending):
           continue  # the parent has not reached the branch point yet
         why = outcomes.get(parent)
         outcomes[p.name] = Outcome(
             p.name,
             BLOCKED,
-            f'parent {parent} has no checkpoint at {p.start_samples} samples'
+            f'parent {parent} has no checkpoint at {p.plan.start_samples} samples'
             + (f' ({why.status})' if why else ''),
         )
         pending.remove(p)

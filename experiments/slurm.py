@@ -149,7 +149,7 @@ def submit(planned: list, sweep_dir: str, options: Options, dry_run: bool = Fals
     dependency = []
     if p.run.parent:
       parent_dir = os.path.join(os.path.abspath(sweep_dir), p.run.parent)
-      if p.start_samples // p.plan.global_batch not in Workdir(parent_dir).saved_steps():
+      if p.plan.cooldown_start not in Workdir(parent_dir).saved_steps():
         if p.run.parent not in jobs:
           why = outcomes.get(p.run.parent)
           outcomes[p.name] = Outcome(

@@ -54,17 +54,20 @@ class Run:
 
 @dataclasses.dataclass(frozen=True)
 class Planned:
-  """A run checked and resolved: its config, its plan and compute (`scaling_vlm.run.Run`),
-  and where its cooldown parent lives."""
+  """A run of the sweep checked and resolved (`resolved`: its config, plan and compute), and
+  where its cooldown parent lives."""
 
   run: Run
-  config: ml_collections.ConfigDict
   resolved: run_lib.Run
   parent_dir: str | None  # a cooldown branch's parent workdir, as the launcher lays it out
 
   @property
   def name(self) -> str:
     return self.run.name
+
+  @property
+  def config(self) -> ml_collections.ConfigDict:
+    return self.resolved.config
 
   @property
   def plan(self) -> run_lib.RunPlan:
@@ -80,36 +83,17 @@ class Planned:
     return tuple(flags)
 
   @property
-  def gflops_per_sample(self) -> float:
-    """The paper's convention (forward, linear layers)."""
-    return self.resolved.gflops_per_sample
-
-  @property
-  def train_flops_per_sample(self) -> float:
-    """What a step executes (forward + backward, attention)."""
-    return self.resolved.train_flops_per_sample
-
-  @property
-  def start_samples(self) -> int:
-    """Where training starts: 0, or a cooldown branch's parent checkpoint."""
-    return self.plan.start_samples
-
-  @property
-  def total_samples(self) -> int:
-    return self.plan.total_samples
-
-  @property
   def samples(self) -> int:
     """Samples this run itself trains (a branch reuses its parent's first ones)."""
-    return self.total_samples - self.start_samples
+    return self.plan.total_samples - self.plan.start_samples
 
   @property
   def compute_gflops(self) -> float:
-    return self.gflops_per_sample * self.samples
+    return self.resolved.gflops_per_sample * self.samples
 
   @property
   def train_flops(self) -> float:
-    return self.train_flops_per_sample * self.samples
+    return self.resolved.train_flops_per_sample * self.samples
 
 
 def load(path: str) -> list[Run]:
@@ -169,7 +153,7 @@ def plan_run(run: Run, sweep_dir: str) -> Planned:
         f'Run(parent={run.parent!r}) is a cooldown branch, but optim.schedule='
         f'{config.optim.schedule!r}; set optim.schedule=cooldown and cooldown.start.'
     )
-  return Planned(run=run, config=config, resolved=resolved, parent_dir=parent_dir)
+  return Planned(run=run, resolved=resolved, parent_dir=parent_dir)
 
 
 def check_branch(branch: Planned, parent: Planned | None) -> None:
@@ -192,7 +176,7 @@ def check_branch(branch: Planned, parent: Planned | None) -> None:
       raise ValueError(f'{key}={ours!r} differs from parent {parent.name!r} ({theirs!r}).')
   batch = branch.plan.global_batch
   kept = sorted(s * batch for s in parent.plan.milestone_steps)
-  if branch.start_samples not in kept:
+  if branch.plan.start_samples not in kept:
     raise ValueError(
         f'cooldown.start={branch.config.cooldown.start} is not a milestone of parent '
         f'{parent.name!r}, whose checkpoints are kept at samples {kept}; add it to the '

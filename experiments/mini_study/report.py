@@ -168,7 +168,7 @@ def write(
       '|---|---|---|---|---|',
   ]
   out += [
-      f'| {r.name} | {r.total_samples} | {r.compute_gflops:.3g} | {o.train_s:.0f} | '
+      f'| {r.name} | {r.plan.total_samples} | {r.compute_gflops:.3g} | {o.train_s:.0f} | '
       f'{o.eval_s:.0f} |'
       for r, o in zip(runs, outcomes)
   ]

@@ -144,5 +144,8 @@ def _positions(out: str, runs: Sequence) -> dict[str, tuple[int, int]]:
       with open(path) as file:
         lines = file.read().splitlines()
       if lines:
-        positions[r.name] = (json.loads(lines[-1]).get('data/samples_seen', 0), r.total_samples)
+        positions[r.name] = (
+            json.loads(lines[-1]).get('data/samples_seen', 0),
+            r.plan.total_samples,
+        )
   return positions
