@@ -330,3 +330,6 @@ def test_a_resumed_run_logs_each_step_once_in_order(tmp_path):
   rows = metrics.read(str(tmp_path))
   assert [r['step'] for r in rows] == list(range(1, 9))
   assert [r['train/loss'] for r in rows][5:] == [6.0, 107.0, 108.0]
+  # Killed before its first checkpoint: the run starts over from step 0, and so does its log.
+  metrics.MetricsWriter(str(tmp_path), tensorboard=False, start_step=0).write(1, {'x': 1.0})
+  assert [r['step'] for r in metrics.read(str(tmp_path))] == [1]

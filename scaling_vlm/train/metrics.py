@@ -27,7 +27,8 @@ class MetricsWriter:
     self.enabled = jax.process_index() == 0
     self.path = Workdir(workdir).metrics
     self.tensorboard = None
-    if self.enabled and start_step and os.path.exists(self.path):
+    # Also from step 0: a run killed before its first checkpoint starts over, and so does its log.
+    if self.enabled and os.path.exists(self.path):
       _truncate(self.path, start_step)
     if self.enabled and tensorboard:
       try:
@@ -37,7 +38,7 @@ class MetricsWriter:
       else:
         # purge_step drops the events at and after it that an earlier process wrote.
         self.tensorboard = SummaryWriter(
-            Workdir(workdir).tensorboard, purge_step=start_step + 1 if start_step else None
+            Workdir(workdir).tensorboard, purge_step=start_step + 1
         )
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
