@@ -5,19 +5,33 @@ the total (GFLOPs, accelerator-hours at --mfu on --accelerator), then runs what 
 finished: each run's workdir is SWEEP_DIR/<run name>. Launching again skips finished runs and
 resumes the others. --dry-run prints the budget and what would be run or submitted. The exit
 status is 1 when a run failed, was blocked or did not finish; the summary names them.
+
+The environment the sweep file reads (SWEEP_ENV, e.g. DATA_ROOT) and every --env NAME=VALUE is
+set for the sweep file here and passed on explicitly to each run's command (`env NAME=VALUE
+...`) on every backend, so a TPU worker or a SLURM node sees the values this shell has.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import logging
 import os
+import re
 import sys
 
 from experiments import budget, local, slurm, sweep, tpu
 
 BACKENDS = ('local', 'slurm', 'tpu')
+# The variables a sweep file or the trainer reads that must have this machine's values where
+# the runs start: a TPU worker's ssh session and a SLURM node (sbatch --export=NONE) begin with
+# their own environment, and a sweep file read there without DATA_ROOT falls back to another
+# path. Machine settings (XLA_FLAGS, the JAX_*/SLURM_*/TPU_* variables of the distributed
+# setup) are the workers' own and stay out; --env passes any other. tpu_scripts/launch.sh
+# holds the same list (tests/test_tpu_scripts.py checks).
+SWEEP_ENV = ('DATA_ROOT',)
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +48,14 @@ def parser() -> argparse.ArgumentParser:
   )
   p.add_argument('--mfu', type=float, default=0.4, help='for the budget (default 0.4)')
   p.add_argument('--log-name', default='train.log', help='local: log file in each workdir')
+  p.add_argument(
+      '--env',
+      action='append',
+      default=[],
+      metavar='NAME=VALUE',
+      help='set for the sweep file and every run (repeatable); '
+      f'{", ".join(SWEEP_ENV)} goes without --env too, when set here',
+  )
   s = p.add_argument_group('slurm (defaults from the SBATCH_* variables sbatch reads too)')
   s.add_argument('--nodes', type=int, default=1)
   # SBATCH_GPUS_PER_NODE may name a type ('a100:4'); the count is what a task per GPU needs.
@@ -46,7 +68,37 @@ def parser() -> argparse.ArgumentParser:
   s.add_argument('--python', default=sys.executable, help='interpreter on the compute nodes')
   s.add_argument('--prelude', action='append', default=[], help='shell line before srun')
   s.add_argument('--sbatch-arg', action='append', default=[], help="extra '#SBATCH' option")
+  t = p.add_argument_group('tpu (defaults from the variables tpu_scripts/ read too)')
+  t.add_argument('--tpu-name', default=env('TPU_NAME', ''), help='the TPU VM (TPU_NAME)')
+  t.add_argument('--zone', default=env('ZONE', ''), help="ZONE; default: gcloud's")
+  t.add_argument('--project', default=env('PROJECT', ''), help="PROJECT; default: gcloud's")
   return p
+
+
+def forwarded_env(given: list[str]) -> dict[str, str]:
+  """SWEEP_ENV as this shell has it, then each --env NAME=VALUE, which wins."""
+  env = {name: os.environ[name] for name in SWEEP_ENV if name in os.environ}
+  for item in given:
+    name, equals, value = item.partition('=')
+    if not (equals and _ENV_NAME.fullmatch(name)):
+      raise ValueError(f'--env {item!r} is not NAME=VALUE; e.g. --env DATA_ROOT=/mnt/gcs/data.')
+    env[name] = value
+  return env
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]):
+  """os.environ with `env` set, as the workers will have it, and back as it was after."""
+  saved = {name: os.environ.get(name) for name in env}
+  os.environ.update(env)
+  try:
+    yield
+  finally:
+    for name, value in saved.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
 
 
 def select(runs: list[sweep.Run], patterns: list[str] | None) -> list[sweep.Run]:
@@ -62,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
   args = parser().parse_args(argv)
   logging.basicConfig(level=logging.WARNING)
   try:
+    env = forwarded_env(args.env)
+  except ValueError as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
+  with environment(env):  # the sweep file reads here what it will read on the workers
+    return _launch(args, env)
+
+
+def _launch(args: argparse.Namespace, env: dict[str, str]) -> int:
+  try:
     budget.peak_flops(args.accelerator)
     budget.check_mfu(args.mfu)
     if not args.out and not args.dry_run:
@@ -73,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
       )
     if args.backend == 'slurm' and args.out:
       slurm.check_sweep_dir(args.out)  # before anything is planned or written
+    if args.backend == 'tpu':  # its settings are checked before the sweep is planned
+      tpu_command = tpu.command(
+          args.sweep_file,
+          args.out or 'SWEEP_DIR',
+          tpu.Target(args.tpu_name, args.zone, args.project),
+          env=env,
+          dry_run=args.dry_run,
+          only=args.only,
+      )
     runs = sweep.load(args.sweep_file)
     # Branches are checked against their parents even when --only leaves the parents out.
     planned = sweep.expand(runs, args.out or 'SWEEP_DIR')
@@ -83,16 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   print('\n'.join(budget.report(planned, args.accelerator, args.mfu)))
   if args.backend == 'tpu':
-    try:
-      return tpu.launch(args.sweep_file, args.out or 'SWEEP_DIR', args.dry_run, args.only)
-    except ValueError as error:
-      print(f'error: {error}', file=sys.stderr)
-      return 2
+    return tpu.run(tpu_command)
   if not args.out:
     return 0  # a budget-only dry run
   if args.backend == 'local':
     outcomes = local.launch(
-        planned, args.out, args.parallel, log_name=args.log_name, dry_run=args.dry_run
+        planned, args.out, args.parallel, log_name=args.log_name, dry_run=args.dry_run, env=env
     )
   else:
     options = slurm.Options(
@@ -105,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         python=args.python,
         prelude=tuple(args.prelude),
         sbatch_args=tuple(args.sbatch_arg),
+        env=env,
     )
     outcomes = slurm.submit(planned, args.out, options, dry_run=args.dry_run)
   return summarize(outcomes)

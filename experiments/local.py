@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 
 from experiments import workdirs
 from experiments.sweep import REPO
@@ -43,8 +44,13 @@ class Outcome:
   log: str = ''
 
 
-def command(planned, workdir: str, python: str = sys.executable) -> list[str]:
-  return [python, '-m', 'scaling_vlm.train', *planned.flags, f'--workdir={workdir}']
+def command(
+    planned, workdir: str, python: str = sys.executable, env: Mapping[str, str] | None = None
+) -> list[str]:
+  """The run's trainer command; `env` (the sweep's environment) goes first as `env NAME=VALUE`,
+  so the command carries it wherever it runs (here, srun on a SLURM node) and shows it."""
+  train = [python, '-m', 'scaling_vlm.train', *planned.flags, f'--workdir={workdir}']
+  return ['env', *(f'{k}={v}' for k, v in env.items()), *train] if env else train
 
 
 class _Stop:
@@ -76,8 +82,10 @@ def launch(
     dry_run: bool = False,
     poll_s: float = 0.2,
     echo=print,
+    env: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-  """Runs what is not finished; returns one Outcome per run, in sweep order."""
+  """Runs what is not finished; returns one Outcome per run, in sweep order. `env` is set in
+  every run's command (experiments.launch's SWEEP_ENV and --env)."""
   if parallel < 1:
     raise ValueError(f'--parallel={parallel} must be at least 1.')
   sweep_dir = os.path.abspath(sweep_dir)
@@ -98,14 +106,16 @@ def launch(
       pending.append(p)
   if dry_run:
     for p in pending:
-      echo(f'would run {p.name}: {shlex.join(command(p, workdir[p.name]))}')
+      echo(f'would run {p.name}: {shlex.join(command(p, workdir[p.name], env=env))}')
     return [outcomes.get(p.name, Outcome(p.name, 'pending')) for p in planned]
 
   running: dict[str, tuple[subprocess.Popen, object]] = {}
   stop = _Stop()
   try:
     while pending or running:
-      started = _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, echo)
+      started = _start_ready(
+          pending, running, outcomes, workdir, parallel, log_name, stop, echo, env
+      )
       finished = _reap(running, outcomes, by_name, workdir, log_name, echo)
       if stop.requested and running and not stop.forwarded:
         echo(f'stopping: SIGTERM to {len(running)} running trainer(s); they save and exit')
@@ -123,7 +133,7 @@ def launch(
   return [outcomes[p.name] for p in planned]
 
 
-def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, echo):
+def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, echo, env):
   started = False
   for p in list(pending):
     if stop.requested or len(running) >= parallel:
@@ -148,7 +158,7 @@ def _start_ready(pending, running, outcomes, workdir, parallel, log_name, stop, 
     os.makedirs(workdir[p.name], exist_ok=True)
     log_path = os.path.join(workdir[p.name], log_name)
     log = open(log_path, 'a')
-    cmd = command(p, workdir[p.name])
+    cmd = command(p, workdir[p.name], env=env)
     log.write(f'# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(cmd)}\n')
     log.flush()
     # The run's own session: a terminal's Ctrl-C reaches the launcher, which forwards SIGTERM.

@@ -22,6 +22,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from experiments import workdirs
 from experiments.local import BLOCKED, CONFLICT, FAILED, SKIPPED, Outcome, command
@@ -43,6 +44,9 @@ class Options:
   python: str = sys.executable  # the interpreter on the compute nodes (a shared filesystem)
   prelude: tuple[str, ...] = ()  # shell lines before srun, e.g. 'module load cuda'
   sbatch_args: tuple[str, ...] = ()  # more #SBATCH options, e.g. '--qos=normal'
+  # The sweep's environment (experiments.launch's SWEEP_ENV and --env), set in srun's command:
+  # a site may start jobs without the submitting shell's variables (sbatch --export=NONE).
+  env: Mapping[str, str] = dataclasses.field(default_factory=dict)
   signal_s: int = 300  # SIGTERM this long before the time limit: time to save
 
   def merged(self, resources) -> Options:
@@ -94,7 +98,7 @@ def script(planned, sweep_dir: str, options: Options) -> str:
       f'--signal=TERM@{o.signal_s}',
       *o.sbatch_args,
   ]
-  train = shlex.join(command(planned, workdir, python=o.python))
+  train = shlex.join(command(planned, workdir, python=o.python, env=o.env))
   return '\n'.join(
       [
           '#!/bin/bash',

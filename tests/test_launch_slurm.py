@@ -25,7 +25,9 @@ def runs():
 
 
 @pytest.fixture
-def sweep_file(tmp_path):
+def sweep_file(tmp_path, monkeypatch):
+  for name in launch.SWEEP_ENV:  # this shell's would be passed on to every job
+    monkeypatch.delenv(name, raising=False)
   path = tmp_path / 'sweep.py'
   path.write_text(SWEEP)
   return str(path)
@@ -161,3 +163,17 @@ def test_sweep_folders_sbatch_cannot_name_are_refused_and_the_rest_quoted(
   text = (out / 'const' / 'slurm.sbatch').read_text()
   assert f'#SBATCH --output="{out}/const/train.log"'.replace('100%', '100%%') in text
   assert '#SBATCH --job-name="my grid 100%.const"\n' in text
+
+
+def test_the_sweep_environment_is_set_in_every_task(sweep_file, tmp_path, monkeypatch):
+  # A site may start jobs without the submitting shell's variables (sbatch --export=NONE).
+  fake_slurm(tmp_path, monkeypatch)
+  monkeypatch.setenv('DATA_ROOT', '/p/data')
+  out = tmp_path / 'grid'
+  argv = [sweep_file, '--backend', 'slurm', '--out', str(out), '--env', 'NOTE=a b']
+  assert launch.main(argv) == 0
+  for run in ('const', 'cool', 'other'):
+    lines = (out / run / 'slurm.sbatch').read_text().splitlines()
+    srun = shlex.split(next(l for l in lines if l.startswith('srun ')))
+    assert srun[2:5] == ['env', 'DATA_ROOT=/p/data', 'NOTE=a b']
+    assert srun[6:8] == ['-m', 'scaling_vlm.train']

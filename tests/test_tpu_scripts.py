@@ -4,6 +4,7 @@ that every argument arrives as the word it was."""
 
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import stat
@@ -30,7 +31,8 @@ SSH = ['gcloud', 'compute', 'tpus', 'tpu-vm', 'ssh', 'my-tpu', *SCOPE]
 
 def script(name, *args, env=None):
   """(exit status, printed gcloud commands as argument lists, stderr)."""
-  clean = {k: v for k, v in os.environ.items() if k not in ENV and k != 'DRY_RUN'}
+  unset = {*ENV, *launch.SWEEP_ENV, 'DRY_RUN', 'WORKER'}  # whatever this shell has
+  clean = {k: v for k, v in os.environ.items() if k not in unset}
   result = subprocess.run(
       ['bash', str(SCRIPTS / name), '--dry-run', *args],
       env={**clean, **ENV, **(env or {})},
@@ -75,7 +77,8 @@ def test_create_spot_preemptible_and_queued():
   code, [queued], err = script(
       'create.sh', '--queued', '--spot', '--valid-until-duration=6h', '--accelerator-type=v6e-16'
   )
-  assert code == 0 and 'status.sh --queued' in err
+  # Nothing was queued, and the message does not say it was.
+  assert code == 0 and 'Queued' not in err and 'Dry run: nothing ran' in err
   assert queued == [
       'gcloud', 'compute', 'tpus', 'queued-resources', 'create', 'my-tpu-qr',
       '--node-id=my-tpu', *SCOPE, '--accelerator-type=v6e-16',
@@ -135,18 +138,29 @@ def test_sync_and_setup_reach_every_worker():
 
 
 def fake_worker(tmp_path):
-  """A home folder with the code dir and a `python` that writes its arguments, one per line."""
+  """A home folder with the code dir and a `python` that writes its environment (to env) and
+  its arguments (to args), one per line."""
   home = tmp_path / 'home'
   (home / 'scaling-vlm').mkdir(parents=True)
   python = home / 'scaling-vlm-venv' / 'bin' / 'python'
   python.parent.mkdir(parents=True)
-  python.write_text('#!/bin/bash\nprintf "%s\\n" "$PWD" "$@" > "$HOME/args"\n')
+  python.write_text(
+      '#!/bin/bash\nenv -0 > "$HOME/env"\nprintf "%s\\n" "$PWD" "$@" > "$HOME/args"\n'
+  )
   python.chmod(stat.S_IRWXU)
   return home
 
 
+def worker_env(home):
+  """The environment the fake worker's python ran with."""
+  pairs = (home / 'env').read_text().split('\0')
+  return dict(pair.split('=', 1) for pair in pairs if pair)
+
+
 def run_on_fake_worker(home, command):
-  subprocess.run(['bash', '-c', command], env={**os.environ, 'HOME': str(home)}, check=True)
+  # The worker's own environment: nothing of the sweep's comes with the ssh session.
+  own = {k: v for k, v in os.environ.items() if k not in launch.SWEEP_ENV}
+  subprocess.run(['bash', '-c', command], env={**own, 'HOME': str(home)}, check=True)
   deadline = time.time() + 10  # the job runs in the background
   while not (home / 'args').exists() and time.time() < deadline:
     time.sleep(0.05)
@@ -187,6 +201,100 @@ def test_launch_a_sweep_runs_the_local_launcher_on_every_worker(tmp_path):
   assert code == 2 and 'a run needs every worker (all)' in err
 
 
+def test_launch_passes_the_sweep_environment_to_every_worker(tmp_path):
+  # DATA_ROOT set here reaches the workers' launcher, which reads the sweep file there.
+  code, [ssh], _ = script(
+      'launch.sh', '--sweep', 'experiments/sweeps/paper_grid.py', '--out', '/mnt/gcs/grid',
+      '--env', "NOTE=it's mine", env={'DATA_ROOT': '/mnt/gcs/my data'},
+  )  # fmt: skip
+  assert code == 0
+  words = shlex.split(remote_command(ssh))
+  assert words[words.index('env') : words.index('env') + 3] == [
+      'env', 'DATA_ROOT=/mnt/gcs/my data', "NOTE=it's mine",
+  ]  # fmt: skip
+  home = fake_worker(tmp_path)
+  args = run_on_fake_worker(home, remote_command(ssh))
+  assert args[1:4] == ['-m', 'experiments.launch', 'experiments/sweeps/paper_grid.py']
+  seen = worker_env(home)
+  assert seen['DATA_ROOT'] == '/mnt/gcs/my data' and seen['NOTE'] == "it's mine"
+  # --env wins over this shell's value; a single run gets the environment too.
+  code, [ssh], _ = script(
+      'launch.sh', '--config', 'configs/clip.py:tiny', '--workdir', 'w',
+      '--env', 'EXTRA=', '--env=DATA_ROOT=/mnt/other', env={'DATA_ROOT': '/x'},
+  )  # fmt: skip
+  words = shlex.split(remote_command(ssh))
+  assert code == 0 and 'DATA_ROOT=/x' not in words
+  assert words[words.index('env') : words.index('env') + 4] == [
+      'env', 'EXTRA=', 'DATA_ROOT=/mnt/other', '$HOME/scaling-vlm-venv/bin/python',
+  ]  # fmt: skip
+  # Nothing to pass on: the job is the same as before.
+  _, [ssh], _ = script('launch.sh', '--config', 'c', '--workdir', 'w')
+  assert 'env' not in shlex.split(remote_command(ssh))
+
+
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--env', '1X=y'], '--env 1X=y is not NAME=VALUE; e.g. --env DATA_ROOT=/mnt/gcs/data'),
+        (['--env', 'DATA_ROOT'], '--env DATA_ROOT is not NAME=VALUE'),
+        ([], '--config needs --workdir DIR'),
+    ],
+)
+def test_launch_refuses_what_it_cannot_pass_on(args, message):
+  code, commands, err = script('launch.sh', '--config', 'c', *args)
+  assert code == 2 and commands == [] and message in err
+
+
+def test_launch_sh_and_experiments_launch_pass_on_the_same_variables():
+  (names,) = re.findall(r'^SWEEP_ENV=\((.*)\)$', (SCRIPTS / 'launch.sh').read_text(), re.M)
+  assert tuple(names.split()) == launch.SWEEP_ENV
+
+
+FLAG = re.compile(r'(?<![\w-])--[a-z][a-z-]*[a-z]')
+
+
+def messages(name):
+  """The error and hint lines a script can print: its own, and those of the common.sh
+  functions it calls, directly or through others (a `require VAR` names --var)."""
+  common = (SCRIPTS / 'common.sh').read_text()
+  bodies = dict(re.findall(r'^(\w+)\(\) \{\n(.*?)^\}', common, re.M | re.S))
+  todo, text, seen = [(SCRIPTS / name).read_text()], [], set()
+  while todo:
+    source = todo.pop().replace('\\\n', ' ')  # continued lines as one
+    text.append(source)
+    for function, body in bodies.items():
+      if function not in seen and re.search(rf'\b{function}\b', source):
+        seen.add(function)
+        todo.append(body)
+  lines = [l for source in text for l in source.splitlines()]
+  said = [l.split('die ', 1)[1] for l in lines if re.search(r'\bdie "', l)]
+  said += [l for l in lines if re.search(r'\becho ', l) and '>&2' in l]
+  required = [v for l in lines for v in re.findall(r'require (\w+)', l)]
+  said += [f'--{v.lower().replace("_", "-")}' for v in required]
+  return said
+
+
+def help_text(name):
+  result = subprocess.run(['bash', str(SCRIPTS / name), '--help'], capture_output=True, text=True)
+  assert result.returncode == 0
+  return result.stdout
+
+
+@pytest.mark.parametrize(
+    'name', sorted(p.name for p in SCRIPTS.glob('*.sh') if p.name != 'common.sh')
+)
+def test_every_message_names_flags_the_script_has(name):
+  # A hint that names another script (tpu_scripts/status.sh --queued) names that one's flags.
+  checked = 0
+  for message in messages(name):
+    parts = re.split(r'tpu_scripts/(\w+\.sh)', message)
+    for owner, part in zip([name, *parts[1::2]], parts[::2]):
+      flags = set(FLAG.findall(part))
+      assert flags <= set(FLAG.findall(help_text(owner))), f'{name}: {message}'
+      checked += len(flags)
+  assert checked  # every script has a flag-naming error: the parsing found them
+
+
 def test_logs_results_stop_and_ssh():
   _, [logs], _ = script('logs.sh', '--name', 'grid', '--follow', '--lines', '20')
   assert '--worker=0' in logs
@@ -217,6 +325,7 @@ def test_logs_results_stop_and_ssh():
 def test_the_tpu_backend_goes_through_launch_sh(monkeypatch, capfd):
   for key, value in ENV.items():
     monkeypatch.setenv(key, value)
+  monkeypatch.delenv('DATA_ROOT', raising=False)
   sweep = str(REPO / 'experiments/sweeps/tiny_local.py')
   assert launch.main([sweep, '--backend', 'tpu', '--out', '/mnt/gcs/tiny', '--dry-run']) == 0
   out = capfd.readouterr().out
@@ -246,6 +355,30 @@ def test_the_tpu_backend_goes_through_launch_sh(monkeypatch, capfd):
   assert remote[at : at + 4] == ['--only', 'tiny-1-*', 'tiny-2-const*', '>']
   assert launch.main([sweep, '--backend', 'tpu', '--out', 'x', '--parallel', '2']) == 2
   assert 'a TPU VM runs one run at a time' in capfd.readouterr().err
+
+
+def test_the_tpu_backend_passes_the_sweep_environment_and_its_settings(monkeypatch, capfd):
+  for key in (*ENV, 'WORKER'):
+    monkeypatch.delenv(key, raising=False)
+  sweep = str(REPO / 'experiments/sweeps/tiny_local.py')
+  argv = [sweep, '--backend', 'tpu', '--out', '/mnt/gcs/tiny', '--dry-run', '--only', 'tiny-1-*']
+  # Without a TPU VM the error names a flag experiments.launch has, and nothing is planned.
+  assert launch.main(argv) == 2
+  out, err = capfd.readouterr()
+  assert err == 'error: TPU_NAME is not set: pass --tpu-name or export TPU_NAME.\n'
+  assert out == ''
+  monkeypatch.setenv('DATA_ROOT', '/mnt/gcs/data')
+  monkeypatch.setenv('WORKER', '0')  # left from logs.sh: a sweep still runs on every worker
+  argv += ['--tpu-name', 'grid', '--zone', 'europe-west4-a', '--env', 'NOTE=a b']
+  assert launch.main(argv) == 0
+  ssh = shlex.split(capfd.readouterr().out.splitlines()[-1])
+  assert ssh[:7] == ['gcloud', 'compute', 'tpus', 'tpu-vm', 'ssh', 'grid', '--zone=europe-west4-a']
+  assert ssh[-2] == '--worker=all'
+  remote = shlex.split(remote_command(ssh))
+  at = remote.index('env')
+  assert remote[at : at + 4] == [
+      'env', 'DATA_ROOT=/mnt/gcs/data', 'NOTE=a b', '$HOME/scaling-vlm-venv/bin/python',
+  ]  # fmt: skip
 
 
 def test_a_sweep_outside_the_repository_cannot_go_to_a_tpu(tmp_path, capfd):

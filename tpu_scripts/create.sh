@@ -41,7 +41,11 @@ if ((QUEUED)); then
   run gcloud compute tpus queued-resources create "$QR_ID" "--node-id=$TPU_NAME" \
     ${SCOPE[@]+"${SCOPE[@]}"} "--accelerator-type=$ACCELERATOR_TYPE" \
     "--runtime-version=$RUNTIME_VERSION" ${capacity[@]+"${capacity[@]}"}
-  echo "Queued $QR_ID; tpu_scripts/status.sh --queued shows when $TPU_NAME is ACTIVE." >&2
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "Dry run: nothing ran; without --dry-run the command above queues $QR_ID." >&2
+  else
+    echo "Queued $QR_ID; tpu_scripts/status.sh --queued shows when $TPU_NAME is ACTIVE." >&2
+  fi
 else
   if [[ -n "$VALID_UNTIL" ]]; then die "--valid-until-duration needs --queued"; fi
   if ((PREEMPTIBLE)); then capacity+=(--preemptible); fi
