@@ -1,3 +1,3 @@
 """Evaluation of trained models: zero-shot classification, image-text retrieval, MaMMUT
-captioning, and every milestone checkpoint of a run into its results table
-(`python -m scaling_vlm.evaluate`)."""
+captioning, every milestone checkpoint of a run into its results table and TensorBoard, and
+one checkpoint by path (`python -m scaling_vlm.evaluate`)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -25,12 +24,12 @@ from flax import nnx
 
 from scaling_vlm import models, run as run_lib
 from scaling_vlm.data import sources
+from scaling_vlm.evaluate import board
 from scaling_vlm.evaluate import mesh as mesh_lib
+from scaling_vlm.evaluate import progress as progress_lib
 from scaling_vlm.evaluate import restore
 from scaling_vlm.evaluate import results as results_lib
 from scaling_vlm.evaluate import tasks as tasks_lib
-
-log = logging.getLogger(__name__)
 
 AVERAGE_TASK = 'zeroshot_average'
 AVERAGED_METRICS = ('acc1', 'acc5', 'mean_per_class_recall')
@@ -46,10 +45,13 @@ class Summary:
   pending: int = 0  # milestones a run has not saved yet
   skipped: list[tuple[str, int | None, str, str]] = dataclasses.field(default_factory=list)
 
-  def skip(self, workdir: str, samples: int | None, what: str, error: BaseException) -> None:
-    reason = f'{type(error).__name__}: {error}'
-    log.error('%s @ %s: %s skipped: %s', workdir, samples, what, reason)
+  def skip(self, workdir: str, samples: int | None, what: str, error: BaseException) -> str:
+    """Records what was skipped and why; returns the reason, one line (the first of the
+    error's: a summary line per skip stays one line)."""
+    lines = str(error).strip().splitlines()
+    reason = f'{type(error).__name__}: {lines[0] if lines else ""}'
     self.skipped.append((workdir, samples, what, reason))
+    return reason
 
   def lines(self) -> list[str]:
     out = [
@@ -77,16 +79,44 @@ def evaluate_run(
     dataset: str | None = None,
     summary: Summary | None = None,
     mesh: str = mesh_lib.DEFAULT,
+    progress: progress_lib.Progress | None = None,
 ) -> Summary:
   """Evaluates every milestone checkpoint of the run in `workdir` on the tasks `specs` name
-  (see `tasks`), appending rows to `workdir/results.csv`; `mesh` as `--mesh` (see `mesh`)."""
-  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary or Summary(), mesh)
-  steps = milestone_steps(run.info.run)
-  run.summary.pending += len(run.info.plan.milestone_steps) - len(steps)
-  with jax.set_mesh(run.mesh):
-    for step in steps:
-      run.evaluate(step)
-  return run.summary
+  (see `tasks`), appending rows to `workdir/results.csv` and its TensorBoard; `mesh` as
+  `--mesh` (see `mesh`). Raises OSError or ValueError for a folder that is not a run."""
+  summary = summary or Summary()
+  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh)
+  progress = progress or progress_lib.Progress()
+  run.plan(progress)
+  run.evaluate(progress)
+  return summary
+
+
+def evaluate_runs(
+    workdirs: Sequence[str],
+    specs: Sequence[str] = tasks_lib.DEFAULT_TASKS,
+    *,
+    synthetic_size: int = 1000,
+    batch_size: int = 256,
+    dataset: str | None = None,
+    mesh: str = mesh_lib.DEFAULT,
+    progress: progress_lib.Progress | None = None,
+) -> Summary:
+  """`evaluate_run` of each of `workdirs`, all planned first so that the progress counts (and
+  the ETA covers) every run; a folder that is not a run is skipped."""
+  summary = Summary()
+  progress = progress or progress_lib.Progress()
+  runs = []
+  for workdir in workdirs:
+    try:
+      runs.append(_Run(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh))
+    except (OSError, ValueError) as error:  # not a run: the next one
+      progress.note(f"{workdir}: SKIPPED: {summary.skip(workdir, None, 'run', error)}")
+  for run in runs:
+    run.plan(progress)
+  while runs:  # each run let go once done: its images held in memory and its parameters
+    runs.pop(0).evaluate(progress)
+  return summary
 
 
 class _Run:
@@ -97,6 +127,7 @@ class _Run:
     run = run_lib.Run.load(workdir)
     config = run.config
     self.info = results_lib.RunInfo(run, dataset)
+    self.run_id = self.info.columns['run_id']
     self.arch = run.model
     self.tokenizer = sources.make_tokenizer(config.data, self.arch.text)
     self.image_size = self.arch.vision.image_size
@@ -104,48 +135,100 @@ class _Run:
         specs, self.image_size, synthetic_size, captions=self.arch.spec.captions
     )
     self.table = results_lib.ResultsFile(run.workdir.results)
+    self.board = board.EvalBoard(run.workdir.tensorboard, config.log.get('tensorboard', True))
     self.mesh = mesh_lib.make(mesh_lib.parse(mesh, config.get('mesh')))
     self.batch_size = batch_size  # rounded to whole rows per device where batches are made
     self.failed_loads: set[str] = set()
+    self.todo: dict[int, list[tasks_lib.Task]] = {}
     # Abstract until the first checkpoint is read: no parameters are initialised, anywhere.
     self.graphdef, self.abstract = nnx.split(models.abstract(self.arch))
     self.model = None
 
-  def evaluate(self, step: int) -> None:
+  def label(self, step: int) -> str:
+    return f'{self.run_id} @ {step * self.info.plan.global_batch:,} samples'
+
+  def plan(self, progress: progress_lib.Progress) -> None:
+    """Which tasks each milestone checkpoint on disk still lacks rows of."""
+    steps = milestone_steps(self.info.run)
+    unsaved = len(self.info.plan.milestone_steps) - len(steps)
+    self.summary.pending += unsaved
+    for step in steps:
+      samples = step * self.info.plan.global_batch
+      todo = [t for t in self.tasks if not self.table.has(self.run_id, samples, t.name)]
+      self.summary.present += len(self.tasks) - len(todo)
+      self.todo[step] = todo
+      progress.plan(self.label(step), [t.name for t in todo], self.run_id)
+    units = sum(len(todo) for todo in self.todo.values())
+    progress.note(
+        f'{self.run_id}: {units} (checkpoint, task) pairs to evaluate at {len(steps)} milestone'
+        f' checkpoints on {len(self.tasks)} tasks; {len(steps) * len(self.tasks) - units} done'
+        f' before, {unsaved} milestones not saved yet'
+    )
+
+  def evaluate(self, progress: progress_lib.Progress) -> None:
+    """Every planned checkpoint, then the run's TensorBoard file is closed."""
+    try:
+      with jax.set_mesh(self.mesh):
+        for step, todo in self.todo.items():
+          self._checkpoint(step, todo, progress)
+    finally:
+      self.board.close()
+
+  def _checkpoint(self, step: int, todo: list, progress: progress_lib.Progress) -> None:
     """The tasks without rows at this checkpoint, then the suite average."""
-    run_id, samples = self.info.columns['run_id'], step * self.info.plan.global_batch
-    todo = [t for t in self.tasks if not self.table.has(run_id, samples, t.name)]
-    self.summary.present += len(self.tasks) - len(todo)
+    samples, label = step * self.info.plan.global_batch, self.label(step)
     todo = [t for t in todo if t.name not in self.failed_loads]
     if not todo:
       return
     state = os.path.join(self.info.run.workdir.checkpoints, str(step), 'state')
+    progress.now(f'{label}: reading the checkpoint')
+    start = time.perf_counter()
     try:
       self._load(state)
     except Exception as error:  # orbax raises many kinds for a damaged directory
-      self.summary.skip(self.workdir, samples, f'checkpoint {state}', error)
+      reason = self.summary.skip(self.workdir, samples, f'checkpoint {state}', error)
+      progress.dropped(label, None, reason)
       return
+    progress.read(label, time.perf_counter() - start)
     for task in todo:
+      progress.now(f'{label}: {task.name}')
       start = time.perf_counter()
       try:
         task.data  # loads once per run; a missing dataset fails every checkpoint alike
       except Exception as error:
         self.failed_loads.add(task.name)
-        self.summary.skip(self.workdir, None, f'task {task.name}', error)
+        reason = self.summary.skip(self.workdir, None, f'task {task.name}', error)
+        progress.forget([self.label(s) for s in self.todo if s > step], task.name)
+        progress.dropped(label, task.name, reason)
         continue
       try:
         metrics, captions = task.run(self.model, self.tokenizer, self.image_size, self.batch_size)
       except Exception as error:
-        self.summary.skip(self.workdir, samples, f'task {task.name}', error)
+        reason = self.summary.skip(self.workdir, samples, f'task {task.name}', error)
+        progress.dropped(label, task.name, reason)
         continue
       # Captions first: the rows mark the task done, so a crash between the two repeats it.
-      _write_captions(self.workdir, run_id, samples, task.name, captions)
-      self.table.append(self.info.rows(step, task.name, metrics))
-      self.summary.rows += len(metrics)
-      elapsed = time.perf_counter() - start
-      log.info('%s @ %d: %s %s (%.1fs)', run_id, samples, task.name, metrics, elapsed)
-    zero_shot = [t for t in self.tasks if t.kind == tasks_lib.ZERO_SHOT]
-    self.summary.rows += _average(self.table, self.info, step, zero_shot)
+      _write_captions(self.workdir, self.run_id, samples, task.name, captions)
+      self._append(step, task.name, metrics)
+      progress.finished(label, task.name, time.perf_counter() - start, metrics)
+    zero_shot = [t.name for t in self.tasks if t.kind == tasks_lib.ZERO_SHOT]
+    if not self.table.has(self.run_id, samples, AVERAGE_TASK):
+      done = {n: self._values(samples, n) for n in zero_shot}
+      metrics = average(done)
+      if metrics:
+        self._append(step, AVERAGE_TASK, metrics)
+        progress.note(f'{label}: {AVERAGE_TASK} {progress_lib.shown(metrics)}')
+
+  def _append(self, step: int, task: str, metrics: dict) -> None:
+    """A task's rows: the results table first (what reruns go by), then TensorBoard."""
+    self.table.append(self.info.rows(step, task, metrics))
+    self.summary.rows += len(metrics)
+    self.board.write(step, task, metrics)
+
+  def _values(self, samples: int, task: str) -> dict[str, float] | None:
+    if not self.table.has(self.run_id, samples, task):
+      return None
+    return {m: self.table.values[(self.run_id, samples, task, m)] for m in AVERAGED_METRICS}
 
   def _load(self, state_dir: str) -> None:
     """The checkpoint's parameters into the run's model, in their layout on the mesh."""
@@ -156,6 +239,19 @@ class _Run:
       nnx.update(self.model, state)
 
 
+def average(per_task: dict[str, dict[str, float] | None]) -> dict[str, float]:
+  """The suite average over the requested zero-shot tasks (`per_task`: each one's metrics,
+  None where it has none), as the paper's `datacomp_classification`: empty until every one of
+  them has metrics, so a failed task holds it back until a rerun succeeds."""
+  if not per_task or any(metrics is None for metrics in per_task.values()):
+    return {}
+  out: dict = {
+      m: float(np.mean([metrics[m] for metrics in per_task.values()])) for m in AVERAGED_METRICS
+  }
+  out['tasks'] = len(per_task)
+  return out
+
+
 def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions: list) -> None:
   """Generated captions go next to the numbers, one JSON line each."""
   if not captions:
@@ -164,22 +260,3 @@ def _write_captions(workdir: str, run_id: str, samples: int, task: str, captions
     for caption in captions:
       row = {'run_id': run_id, 'samples_seen': samples, 'task': task, **caption}
       file.write(json.dumps(row) + '\n')
-
-
-def _average(table: results_lib.ResultsFile, info, step: int, zero_shot: list) -> int:
-  """The suite average over the requested zero-shot tasks, as the paper's
-  `datacomp_classification`: written once every one of them has rows at this checkpoint, so a
-  failed task holds it back until a rerun succeeds."""
-  run_id, samples = info.columns['run_id'], step * info.plan.global_batch
-  names = [t.name for t in zero_shot]
-  if not names or table.has(run_id, samples, AVERAGE_TASK):
-    return 0
-  if not all(table.has(run_id, samples, name) for name in names):
-    return 0
-  metrics = {
-      m: float(np.mean([table.values[(run_id, samples, n, m)] for n in names]))
-      for m in AVERAGED_METRICS
-  }
-  metrics['tasks'] = len(names)
-  table.append(info.rows(step, AVERAGE_TASK, metrics))
-  return len(metrics)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
@@ -67,4 +68,21 @@ def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:
   )
   state = jax.tree.map(lambda x: x, abstract_state)  # a copy: the abstract state is reused
   nnx.replace_by_pure_dict(state, checkpoints.to_pure(restored['params']))
+  return state
+
+
+def from_host(abstract_state: nnx.State, tree: dict, mesh: Mesh) -> nnx.State:
+  """Parameters held on the host (a pure dict in the model's layout, such as an open_clip file
+  converted by `convert.ours_from_theirs`), placed on `mesh` as `params` places a
+  checkpoint's: each device receives only its own shards."""
+  shardings = nnx.to_pure_dict(sharding.state_shardings(abstract_state, mesh))
+  abstract = nnx.to_pure_dict(abstract_state)
+  arrays = jax.tree.map(
+      lambda array, where, like: jax.device_put(np.asarray(array, like.dtype), where),
+      tree,
+      shardings,
+      abstract,
+  )
+  state = jax.tree.map(lambda x: x, abstract_state)  # a copy: the abstract state is reused
+  nnx.replace_by_pure_dict(state, arrays)
   return state

@@ -10,11 +10,16 @@ dataset's own label names (underscores read as spaces) with one generic template
 MS-COCO retrieval reads `coco_captions` (Karpathy's 5k test split, every caption of each
 image) from its prepared files: TFDS's code for it needs TensorFlow even to describe its
 features, so the dataset is opened from the files alone.
+
+Nothing is ever downloaded or prepared here: `tfds.data_source` downloads and prepares a
+dataset it does not find, so builders are only ever asked for data sources; a dataset missing
+from the data directory is one line naming the folder searched and how to prepare it elsewhere.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,64 @@ DEFAULT_TEMPLATES = ('a photo of a {c}.',)
 def _data_dir() -> str | None:
   """TFDS_DATA_DIR as set now: TFDS reads it only once, when it is imported."""
   return os.environ.get('TFDS_DATA_DIR')
+
+
+def _searched() -> str:
+  """The data directory TFDS looks in, for messages."""
+  from tensorflow_datasets.core import constants
+
+  return _data_dir() or constants.DATA_DIR
+
+
+def _how_to_prepare(builder: str) -> str:
+  return (
+      f'prepare it where TensorFlow is installed (`tfds build {builder}'
+      ' --file_format=array_record --data_dir DIR`), copy DIR here and set TFDS_DATA_DIR to it;'
+      ' evaluation never downloads'
+  )
+
+
+def _builder(name: str):
+  """The TFDS builder of `name` (DATASET[/CONFIG]) reading `_data_dir()`; an unknown name is
+  one line, not TFDS's list of every dataset."""
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core import registered
+
+  try:
+    return tfds.builder(name, data_dir=_data_dir())
+  except registered.DatasetNotFoundError as error:
+    guess = re.search(r'Did you mean: \S+ -> (\S+) \?', str(error))
+    hint = f' (did you mean {guess.group(1)}?)' if guess else ''
+    raise ValueError(
+        f'tfds {name} is not a TFDS dataset, nor one prepared in {_searched()}{hint}'
+    ) from None
+
+
+def _data_source(dataset: tfds_catalog.Dataset):
+  """The dataset's split as an ArrayRecord data source, never downloading: a dataset that is
+  not prepared, or prepared as TFRecord, is one line saying so."""
+  from tensorflow_datasets.core import file_adapters
+
+  builder = _builder(dataset.builder)
+  try:
+    # Not `tfds.data_source`, which downloads and prepares whatever is missing. Asked first and
+    # diagnosed after, so that `tfds.testing.mock_data` (which fakes this call) still serves.
+    return builder.as_data_source(split=dataset.split)
+  except Exception:  # pylint: disable=broad-except  # TFDS's kinds vary; the cause is found here
+    if not builder.is_prepared():
+      raise FileNotFoundError(
+          f'tfds {dataset.builder} is not prepared: there is no'
+          f' {builder.data_path}/dataset_info.json (TFDS_DATA_DIR={_data_dir() or "unset"});'
+          f' {_how_to_prepare(dataset.builder)}'
+      ) from None
+    file_format = builder.info.file_format
+    if file_format not in file_adapters.FileFormat.with_random_access():
+      raise ValueError(
+          f'tfds {dataset.builder} in {builder.data_path} is prepared as'
+          f' {getattr(file_format, "value", file_format)}, which'
+          f' needs TensorFlow to read; {_how_to_prepare(dataset.builder)}'
+      ) from None
+    raise
 
 
 def _image(example: dict[str, Any]) -> np.ndarray:
@@ -71,11 +134,9 @@ def zero_shot_task(
   """The zero-shot task of a TFDS dataset (a catalogue entry, or a `tfds:` path: DATASET,
   DATASET/SPLIT or DATASET/CONFIG/SPLIT); class names that do not fit its labels are an error
   naming both."""
-  import tensorflow_datasets as tfds  # optional: only these tasks need it
-
   if isinstance(dataset, str):
     dataset = tfds_catalog.resolve(dataset)
-  source = tfds.data_source(dataset.builder, split=dataset.split, data_dir=_data_dir())
+  source = _data_source(dataset)
   features = source.dataset_info.features
   if 'image' not in features or 'label' not in features:
     raise ValueError(f'tfds {dataset.builder}: zero-shot tasks need image and label features')
@@ -126,18 +187,21 @@ def retrieval_source(dataset: tfds_catalog.Dataset | str) -> _Captioned:
   if isinstance(dataset, str):
     dataset = tfds_catalog.resolve(dataset)
   hint = (
-      f'prepare {dataset.builder} as ArrayRecord where TensorFlow is installed (`tfds build'
-      f' {dataset.builder.partition("/")[0]} --file_format=array_record`, into TFDS_DATA_DIR), or'
-      " evaluate clip_benchmark's webdataset export with retrieval:NAME=FOLDER"
+      f"{_how_to_prepare(dataset.builder.partition('/')[0])}; or evaluate clip_benchmark's"
+      ' webdataset export with retrieval:NAME=FOLDER'
   )
   try:
     builder = read_only_builder.builder_from_files(dataset.builder, data_dir=_data_dir())
-  except registered.DatasetNotFoundError as error:
-    raise FileNotFoundError(f'tfds {dataset.builder} is not prepared: {hint}') from error
+  except registered.DatasetNotFoundError:
+    raise FileNotFoundError(
+        f'tfds {dataset.builder} is not prepared in {_searched()}: {hint}'
+    ) from None
   try:
     source = builder.as_data_source(split=dataset.split)
-  except NotImplementedError as error:  # prepared as TFRecord, which needs TensorFlow to read
-    raise ValueError(f'tfds {dataset.builder} has no ArrayRecord files: {hint}') from error
+  except NotImplementedError:  # prepared as TFRecord, which needs TensorFlow to read
+    raise ValueError(
+        f'tfds {dataset.builder} in {builder.data_path} has no ArrayRecord files: {hint}'
+    ) from None
   if 'image' not in builder.info.features or 'captions' not in builder.info.features:
     raise ValueError(f'tfds {dataset.builder}: retrieval needs image and captions features')
   return _Captioned(source, f'{dataset.builder}/{dataset.split}')
