@@ -50,8 +50,34 @@ def count(samples: int) -> str:
   return str(samples)
 
 
+def missing(planned: Sequence) -> list[str]:
+  """The inputs the runs read (shards, BPE files, checkpoints to start from) that are not on
+  this machine: each missing one once, with the runs that read it. A sweep may be planned
+  where the data is not (a login node), so this is a warning; each run checks again when it
+  starts, and refuses to start without them."""
+  readers: dict[str, list[str]] = {}
+  checked: dict[tuple, list[str]] = {}  # runs share inputs: each distinct set is looked at once
+  for p in planned:
+    c = p.config
+    inputs = (
+        c.data.source, str(c.data.shards), c.data.tokenizer, c.data.bpe_path,
+        c.init.checkpoint, c.optim.schedule, c.cooldown.parent, bool(p.parent_dir),
+    )  # fmt: skip
+    if inputs not in checked:
+      checked[inputs] = p.missing_inputs
+    for problem in checked[inputs]:
+      readers.setdefault(problem, []).append(p.name)
+  if not readers:
+    return []
+  lines = [f'missing inputs: {len(readers)} not found on this machine (each run checks again)']
+  for problem, names in readers.items():
+    runs = names[0] if len(names) == 1 else f'{len(names)} runs, e.g. {names[0]}'
+    lines.append(f'  {problem} ({runs})')
+  return lines
+
+
 def report(planned: Sequence, accelerator: str, mfu: float) -> list[str]:
-  """One line per run and a total line."""
+  """One line per run, the inputs that are missing here (`missing`), and a total line."""
   unit = f'{accelerator}-h'
   width = max(len(p.name) for p in planned)
   lines = [
@@ -65,6 +91,7 @@ def report(planned: Sequence, accelerator: str, mfu: float) -> list[str]:
         f'{p.samples // p.plan.global_batch:>7} {p.resolved.gflops_per_sample:>13.4g} '
         f'{p.compute_gflops:>9.3g} {hours(p.train_flops, accelerator, mfu):>10.4g}'
     )
+  lines += missing(planned)
   total_gflops = sum(p.compute_gflops for p in planned)
   total_flops = sum(p.train_flops for p in planned)
   lines.append(

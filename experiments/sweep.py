@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import ml_collections
 
 from scaling_vlm import run as run_lib
-from scaling_vlm.train.config import build_config, format_override, validate
+from scaling_vlm.train.config import build_config, format_override, missing_inputs, validate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
@@ -81,6 +81,12 @@ class Planned:
     if self.parent_dir:
       flags.append(f'--config.cooldown.parent={self.parent_dir}')
     return tuple(flags)
+
+  @property
+  def missing_inputs(self) -> list[str]:
+    """What the run reads that is not on this machine (`train.config.missing_inputs`); a
+    parent in the sweep is made by the sweep, so it is no input."""
+    return missing_inputs(self.config, parent=not self.parent_dir)
 
   @property
   def samples(self) -> int:
@@ -168,6 +174,7 @@ def check_branch(branch: Planned, parent: Planned | None) -> None:
     )
   for key, ours, theirs in (
       ('model.name', branch.config.model.name, parent.config.model.name),
+      ('model.custom', branch.config.model.custom, parent.config.model.custom),
       ('train.global_batch', branch.plan.global_batch, parent.plan.global_batch),
       ('optim.lr', branch.config.optim.lr, parent.config.optim.lr),
       ('train.warmup (steps)', branch.plan.warmup_steps, parent.plan.warmup_steps),

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from scaling_vlm import flops, models
+from scaling_vlm.models import registry
 from scaling_vlm.train.config import changed_keys, parse_count
 
 # The train CLI's exit status when it stopped early with its state saved (SIGTERM, preemption):
@@ -240,11 +241,12 @@ class RunPlan:
 
 
 def model_config(config: ml_collections.ConfigDict) -> models.ModelConfig:
-  """The run's zoo entry with its numerics switches applied."""
+  """The run's model (a zoo entry, a model file, or `model.custom`'s numbers) with its
+  numerics switches applied."""
   m = config.model
   impl = None if m.attention_impl == 'auto' else m.attention_impl
-  return models.get_config(
-      m.name,
+  # Runs saved before model.custom existed have zoo models.
+  return registry.lookup(m.name, m.get('custom', '')).replace(
       dtype=m.dtype,
       attention_impl=impl,
       scan_layers=m.scan_layers,
@@ -254,10 +256,12 @@ def model_config(config: ml_collections.ConfigDict) -> models.ModelConfig:
 
 
 def pretrain_dataset(data: ml_collections.ConfigDict) -> str:
-  """'synthetic', or the name of the folder holding the shards ('/data/datacomp/{0..9}.tar'
-  and the folder '/data/datacomp' both -> 'datacomp')."""
+  """'synthetic' ('synthetic-noise0.3' where 30% of its captions are another scene's), or
+  the name of the folder holding the shards ('/data/datacomp/{0..9}.tar' and the folder
+  '/data/datacomp' both -> 'datacomp')."""
   if data.source == 'synthetic':
-    return 'synthetic'
+    noise = data.get('caption_noise', 0.0)
+    return f'synthetic-noise{noise:g}' if noise else 'synthetic'
   first = str(data.shards).split(',')[0]
   folder = first if first.endswith('/') or os.path.isdir(first) else os.path.dirname(first)
   return os.path.basename(folder.rstrip('/')) or first

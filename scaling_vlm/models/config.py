@@ -135,6 +135,19 @@ class ModelConfig:
     check_choice('remat', self.remat, REMAT_POLICIES)
     check_choice('init', self.init, INITS)
     v, t = self.vision, self.text
+    # Sizes a zoo entry always has right, and a model defined by its numbers may not.
+    sizes = {
+        'embed_dim': self.embed_dim,
+        **{f'vision.{k}': getattr(v, k) for k in ('width', 'layers', 'heads', 'patch_size')},
+        'vision.image_size': v.image_size,
+        **{f'text.{k}': getattr(t, k) for k in ('width', 'layers', 'heads', 'context_length')},
+    }
+    for key, value in sizes.items():
+      if value < 1:
+        raise ValueError(f'{self.name}: {key}={value} must be >= 1.')
+    for key, value in (('vision.mlp_ratio', v.mlp_ratio), ('text.mlp_ratio', t.mlp_ratio)):
+      if value < 0:
+        raise ValueError(f'{self.name}: {key}={value} must be >= 0 (0: no MLP).')
     if v.image_size % v.patch_size:
       raise ValueError(
           f'{self.name}: image_size {v.image_size} is not divisible by patch_size '

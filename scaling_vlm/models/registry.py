@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
+from scaling_vlm.models import custom
 from scaling_vlm.models.config import (
     TEXT_SSM,
     VISION_SSM,
@@ -117,10 +118,36 @@ def model_names(arch: str | None = None) -> list[str]:
 
 
 def get_config(name: str, **overrides) -> ModelConfig:
-  """The zoo entry `name`, with optional field overrides (`dtype='bfloat16'`, ...)."""
-  if name not in ZOO:
+  """The zoo entry `name`, or the model a JSON file `name` (ending in .json) defines
+  (`custom.load`), with optional field overrides (`dtype='bfloat16'`, ...)."""
+  if name.endswith('.json'):
+    config = custom.load(name)
+  elif name not in ZOO:
     close = difflib.get_close_matches(name, ZOO, n=5, cutoff=0.5)
     hint = f' Did you mean: {", ".join(close)}?' if close else ''
-    raise ValueError(f'Unknown model name {name!r}.{hint} ' f'Known names: {", ".join(ZOO)}.')
-  config = ZOO[name]
+    raise ValueError(
+        f'Unknown model name {name!r}.{hint} Give a model JSON file (a path ending in .json) '
+        f'or a known name: {", ".join(ZOO)}.'
+    )
+  else:
+    config = ZOO[name]
   return config.replace(**overrides) if overrides else config
+
+
+def lookup(name: str, numbers: str = '') -> ModelConfig:
+  """A run's model (`model.name`, `model.custom`): the model `numbers` (JSON) defines, named
+  `name`; without numbers, `get_config(name)`."""
+  if not numbers:
+    return get_config(name)
+  if name.endswith('.json'):
+    raise ValueError(
+        f'model.name={name!r} is a model file, and model.custom defines a model too; give one.'
+    )
+  config = custom.from_json(numbers, name)
+  if name in ZOO and config != ZOO[name]:
+    # Results rows are grouped by model name: another model under a zoo name would join its.
+    raise ValueError(
+        f"model.custom defines another model than the zoo's {name!r}; give it a name of its "
+        'own (model.name).'
+    )
+  return config

@@ -1,6 +1,7 @@
 """Train one model: `python -m scaling_vlm.train --config=configs/clip.py:tiny --workdir=DIR`.
 
 Override any key on the command line: `--config.train.samples=1.28e9 --config.optim.lr=1e-3`.
+`--print_config` lists every key (value, default, allowed values, meaning) and exits.
 Starting the same command on a workdir that holds a run resumes it where it stopped.
 
 Multi-process (TPU pod slices, multi-node GPU): `jax.distributed` is initialised from the
@@ -24,7 +25,17 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'where the run lives; resumed if
 _COORDINATOR = flags.DEFINE_string('coordinator', None, 'host:port of process 0')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'processes in the run')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'this process index')
-flags.mark_flags_as_required(['config', 'workdir'])
+_PRINT_CONFIG = flags.DEFINE_bool(
+    'print_config',
+    False,
+    'print every config key with its value, default, allowed values and meaning; then exit',
+)
+flags.mark_flag_as_required('config')
+flags.register_multi_flags_validator(
+    ['workdir', 'print_config'],
+    lambda values: values['workdir'] is not None or values['print_config'],
+    message='--workdir is required: the folder the run lives in (not with --print_config).',
+)
 
 
 def initialize_distributed() -> None:
@@ -66,18 +77,27 @@ def main(argv: list[str]) -> None:
   from scaling_vlm.train import config as config_lib  # pylint: disable=import-outside-toplevel
   from scaling_vlm.train import xla_flags  # pylint: disable=import-outside-toplevel
 
+  if _PRINT_CONFIG.value:
+    from scaling_vlm.train import config_help  # pylint: disable=import-outside-toplevel
+
+    try:
+      print(config_help.describe(_CONFIG.value, _config_spec()), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return
   try:  # what the config alone can tell, before JAX starts
-    config_lib.validate(_CONFIG.value)
+    config = config_lib.resolve_model(_CONFIG.value)  # a model file's numbers into the config
+    config_lib.validate(config)
   except ValueError as error:
     _fail(error, 2)
   # XLA reads XLA_FLAGS when its backend starts, so the preset goes in before anything else
   # (jax.distributed included) touches a device.
-  xla_flags.apply(_CONFIG.value.xla.gpu_flags)
+  xla_flags.apply(config.xla.gpu_flags)
   initialize_distributed()
   from scaling_vlm.train import checkpoints, trainer  # after jax.distributed: it touches devices
 
   try:
-    trainer.train(_CONFIG.value, _WORKDIR.value)
+    trainer.train(config, _WORKDIR.value)
   except ValueError as error:  # inputs, the mesh, a workdir holding another run
     _fail(error, 2)
   except (run_lib.WorkdirBusy, trainer.NonFiniteError) as error:
@@ -88,10 +108,14 @@ def main(argv: list[str]) -> None:
     # tensorstore, would each print a traceback into orbax's closed event loop. What the run
     # keeps is on disk already (metrics are written line by line, checkpoints are atomic).
     os._exit(1)  # pylint: disable=protected-access
-  if not run_lib.Run(_CONFIG.value, _WORKDIR.value).finished():
+  if not run_lib.Run(config, _WORKDIR.value).finished():
     # Preempted: the checkpoint is saved, but the run is not done. A non-zero status keeps
     # schedulers (SLURM's afterok, launchers) from taking it for a finished run.
     sys.exit(run_lib.EXIT_INCOMPLETE)
+
+
+def _config_spec() -> str | None:
+  return next((a.split('=', 1)[1] for a in sys.argv if a.startswith('--config=')), None)
 
 
 def run() -> None:
@@ -103,7 +127,7 @@ def run() -> None:
   # Unknown `--config.x.y` keys get a helpful error instead of ml_collections' AttributeError.
   from scaling_vlm.train.config import check_override_keys, load_config_file
 
-  spec = next((a.split('=', 1)[1] for a in sys.argv if a.startswith('--config=')), None)
+  spec = _config_spec()
   if spec:
     try:
       check_override_keys(load_config_file(spec), sys.argv)

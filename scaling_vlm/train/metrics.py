@@ -1,7 +1,8 @@
-"""Run metrics: JSON lines in the workdir, TensorBoard event files, and a progress line.
+"""Run metrics: JSON lines in the workdir, TensorBoard event files, W&B, and a progress line.
 
 Only process 0 writes. TensorBoard goes through tensorboardX when it is installed (it needs
-no TensorFlow); the JSON lines are always there and are what tools read.
+no TensorFlow); Weights & Biases when the run asks for it (`log.wandb`, `wandb_log`). The
+JSON lines are always there and are what tools read.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import time
 
 import jax
+import ml_collections
 
 from scaling_vlm.run import Workdir
+from scaling_vlm.train import wandb_log
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +26,18 @@ class MetricsWriter:
   checkpoint and where it stopped, so what was logged after `start_step` is cut first: the
   log holds each step once, in order, and so does TensorBoard (`purge_step`)."""
 
-  def __init__(self, workdir: str, tensorboard: bool = True, start_step: int = 0):
+  def __init__(
+      self,
+      workdir: str,
+      tensorboard: bool = True,
+      start_step: int = 0,
+      config: ml_collections.ConfigDict | None = None,
+  ):
+    """`config`: the run's, for W&B (`log.wandb`), which also records it."""
     self.enabled = jax.process_index() == 0
     self.path = Workdir(workdir).metrics
     self.tensorboard = None
+    self.wandb = None
     # Also from step 0: a run killed before its first checkpoint starts over, and so does its log.
     if self.enabled and os.path.exists(self.path):
       _truncate(self.path, start_step)
@@ -40,6 +51,8 @@ class MetricsWriter:
         self.tensorboard = SummaryWriter(
             Workdir(workdir).tensorboard, purge_step=start_step + 1
         )
+    if self.enabled and config is not None and config.log.get('wandb', False):
+      self.wandb = wandb_log.WandbLogger(config, workdir)
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:
@@ -50,10 +63,14 @@ class MetricsWriter:
       for name, value in metrics.items():
         self.tensorboard.add_scalar(name, value, step)
       self.tensorboard.flush()
+    if self.wandb is not None:
+      self.wandb.log(step, metrics)
 
   def close(self) -> None:
     if self.tensorboard is not None:
       self.tensorboard.close()
+    if self.wandb is not None:
+      self.wandb.close()
 
 
 def _truncate(path: str, step: int) -> None:

@@ -30,8 +30,9 @@ from scaling_vlm.convert import runs as convert_runs
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
 from scaling_vlm.train import losses, metrics as metrics_lib, preemption, schedules
-from scaling_vlm.train import step as step_lib, xla_flags
-from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, check_inputs, validate
+from scaling_vlm.train import step as step_lib, summary, wandb_log, xla_flags
+from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, check_inputs
+from scaling_vlm.train.config import resolve_model, validate
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,7 @@ def check(config: ml_collections.ConfigDict) -> Mesh:
   Returns the mesh; raises ValueError naming what is wrong."""
   validate(config)  # and the step plan
   check_inputs(config)
+  wandb_log.check(config)
   mesh = sharding.make_mesh(**config.mesh)
   check_batch_fits_mesh(config, mesh)
   check_devices(config, jax.devices()[0].platform)
@@ -276,6 +278,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the last logged metrics."""
   if threading.current_thread() is threading.main_thread():
     preemption.install()  # the CLI has already; a library caller gets it here
+  config = resolve_model(config)  # model.name=FILE.json: the file's model into the config
   mesh = check(config)
   init = init_params(config, workdir)  # a checkpoint of another model is refused here
   if xla_flags.missing(config.xla.gpu_flags):
@@ -289,7 +292,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   primary = jax.process_index() == 0  # on multi-host runs, the primary holds the lock
   with folder.locked() if primary else contextlib.nullcontext():
     claim_config(config, folder)
+    if primary:  # what the run will do, at once: building and compiling take minutes
+      lines = summary.plan(config, run_lib.Run(config, workdir), mesh)
+      log.info('\n'.join([*lines, 'building the train state and opening the data...']))
+    setup_start = time.perf_counter()
     parts = setup(config, mesh, workdir, init)
+    if primary:
+      ready = time.perf_counter() - setup_start
+      log.info('%s (ready in %.1f s)', summary.data(config, parts.source), ready)
     if primary and (not folder.has_config() or folder.config_conflicts(config)):
       folder.write_config(config)  # the run starts now
     try:
@@ -302,7 +312,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) -> dict:
   """Steps from `parts.start_step` to the end (or a preemption), logging and checkpointing."""
   plan, state, batches, ckpts = parts.plan, parts.state, parts.batches, parts.checkpoints
-  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, parts.start_step)
+  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, parts.start_step, config)
   peak = flops.peak_flops(jax.devices()[0])
   train_flops = parts.run.train_flops_per_sample
   total_samples = plan.total_samples
@@ -316,7 +326,14 @@ def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) ->
       wait_start = time.perf_counter()
       batch = next(batches)
       data_wait += time.perf_counter() - wait_start
+      compiling = step == parts.start_step and jax.process_index() == 0
+      if compiling:
+        log.info('compiling the train step...')
+        compile_start = time.perf_counter()
       state, step_metrics = parts.train_step(state, batch, parts.learning_rates[step])
+      if compiling:  # one wait, for the first step only
+        jax.block_until_ready(step_metrics)
+        log.info('compiled in %.1f s (and ran the first step)', time.perf_counter() - compile_start)
       # A device-side AND: checking it costs no host sync until we log or save.
       all_finite = step_metrics['finite'] & all_finite
       step += 1
