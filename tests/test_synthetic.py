@@ -168,3 +168,26 @@ def test_grain_reads_it_as_a_random_access_source():
   dataset = grain.MapDataset.source(SyntheticWorld(size=20)).shuffle(seed=0)
   keys = {dataset[i]['key'] for i in range(len(dataset))}
   assert keys == {f'train-{i:010d}' for i in range(20)}
+
+
+def _describes(record) -> bool:
+  """Whether every shape and colour the caption names is in the image."""
+  objects = record['json']['objects']
+  words = caption_words(record['caption'])
+  return {SHAPE_OF[w] for w in words if w in SHAPE_OF} <= {o['shape'] for o in objects} and {
+      COLOUR_OF[w] for w in words if w in COLOUR_OF
+  } <= {o['colour'] for o in objects}
+
+
+def test_caption_noise_swaps_that_share_of_captions_and_keeps_the_images(train_records):
+  noisy = SyntheticWorld(seed=0, caption_noise=0.5)
+  records = [noisy[i] for i in range(len(train_records))]
+  swapped = [a['caption'] != b['caption'] for a, b in zip(records, train_records)]
+  assert all(np.array_equal(a['image'], b['image']) for a, b in zip(records, train_records))
+  # A swapped caption describes another scene: it may still happen to fit this one.
+  assert 0.45 < np.mean(swapped) < 0.55
+  assert np.mean([not _describes(r) for r in records]) > 0.3
+  assert all(_describes(r) for r, s in zip(records, swapped) if not s)
+  assert all(_same(noisy[i], records[i]) for i in (0, 7, 1999))  # still a pure function
+  with pytest.raises(ValueError, match=r'caption_noise must be in \[0, 1\), got 1.0'):
+    SyntheticWorld(caption_noise=1.0)

@@ -15,7 +15,10 @@ from scaling_vlm.models.config import TextConfig
 # have no split: a run names the shards of the split it reads.
 SOURCES: dict[str, Callable] = {
     'synthetic': lambda data, image_size, split: synthetic.SyntheticWorld(
-        seed=data.seed, image_size=image_size, split=split
+        seed=data.seed,
+        image_size=image_size,
+        split=split,
+        caption_noise=data.get('caption_noise', 0.0),  # configs saved before the key existed
     ),
     'wds': lambda data, image_size, split: WdsSource(
         data.shards, cache_dir=data.cache_dir or None, strict=data.strict

@@ -57,13 +57,35 @@ class SceneSource:
 
 
 class SyntheticWorld(SceneSource):
-  """Image-caption pairs for pre-training ('train') or validation loss ('val')."""
+  """Image-caption pairs for pre-training ('train') or validation loss ('val').
+
+  `caption_noise` is the share of records whose caption describes another scene: a noisier
+  pool against a filtered one, as the paper compares pre-training datasets. The draw is made
+  apart from the scene's own randomness, so a noisy world holds the clean world's images, and
+  its captions wherever it does not swap them.
+  """
 
   SPLITS = ('train', 'val')
 
   def __init__(
-      self, seed: int = 0, image_size: int = 64, split: str = 'train', size: int = 2**31 - 1
+      self,
+      seed: int = 0,
+      image_size: int = 64,
+      split: str = 'train',
+      size: int = 2**31 - 1,
+      caption_noise: float = 0.0,
   ):
     if split not in self.SPLITS:
       raise ValueError(f'Unknown split {split!r}; valid splits are {self.SPLITS}.')
+    if not 0.0 <= caption_noise < 1.0:
+      raise ValueError(f'caption_noise must be in [0, 1), got {caption_noise}.')
     super().__init__(split, seed, image_size, size)
+    self.caption_noise = caption_noise
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    record = super().__getitem__(index)
+    if self.caption_noise:
+      rng = random.Random(f'synthetic/{self.seed}/{self.stream}/{index}/caption_noise')
+      if rng.random() < self.caption_noise:
+        record['caption'] = write_caption(sample_scene(rng, self.image_size), rng)
+    return record
