@@ -17,9 +17,14 @@ From Python: `points = eligible_points(read_results(path), 'imagenet1k', 'acc1')
 `fit_procedure(points, where=dict(arch='clip'), heldout_threshold=1e10, bootstrap=1000)` for
 what `fit` prints, or its steps one at a time: `frontier_points(select(points, arch='clip'))`,
 `fit('saturation_both', x, y)`, `resample_runs(...)`, `crossover_interval(...)`.
+
+The command line prints a readable report (and --json writes everything), warns where a
+number should not be trusted at face value (`fitting.checks`), refuses to pool the values of
+`arch` or `pretrain_dataset` it was not asked to select or compare, and keeps compiled solver
+programs in a persistent cache (`fitting.cache`).
 """
 
-from fitting import annealing
+from fitting import annealing, checks
 from fitting.bootstrap import Bootstrap, resample_points, resample_runs
 from fitting.compare import crossover, crossover_interval, probability_a_beats_b
 from fitting.filters import eligible_points, frontier_points, select
@@ -27,6 +32,7 @@ from fitting.forms import FORMS, Form, get as get_form, loglog_line, paper_grid
 from fitting.frontier import pareto_bin, pareto_naive
 from fitting.heldout import HeldOut, held_out
 from fitting.procedure import ProcedureFit, fit_procedure, select_where
+from fitting.replicates import Replicates, find as find_replicates
 from fitting.schedules import agreement as schedule_agreement
 from fitting.solver import Fit, fit
 from fitting.table import import_paper_csv, import_paper_parquet, read_results

@@ -20,7 +20,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 
 from fitting import filters
 
@@ -65,6 +64,10 @@ def areas(lr: np.ndarray, warmup_steps: int, momentum: float = MOMENTUM):
   after = np.arange(1, len(lr) + 1) > warmup_steps
   s1 = np.cumsum(np.where(after, lr, 0.0))
   drops = np.where(after, np.concatenate([[0.0], lr[:-1] - lr[1:]]), 0.0)
+  # Imported here: scipy.signal takes ~0.7 s to import, which every `python -m fitting` run
+  # would pay, and only the annealing law needs it.
+  from scipy import signal  # pylint: disable=g-import-not-at-top
+
   m = signal.lfilter([1.0], [1.0, -momentum], drops)
   return s1, np.cumsum(m)
 

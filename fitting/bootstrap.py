@@ -2,7 +2,9 @@
 
 Two resampling schemes: frontier points with replacement (as multinomial weights on the
 fitted points), and runs with replacement before the frontier is taken (each replicate then
-has its own frontier, padded to a common length with zero weights). Replicates are close to
+has its own frontier, padded to a common length with zero weights). Where the runs include
+seed replicates of one configuration, the configurations are drawn, then each one's seeds, so
+the intervals include seed noise (`fitting.replicates`). Replicates are close to
 the original data, so each one starts from the original optimum plus a strided subset of
 the form's grid, in case its optimum moved to another basin; this is what makes 1,000
 replicates cost about as much as a few full fits.
@@ -16,7 +18,6 @@ import math
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fitting import frontier as frontier_lib
@@ -42,6 +43,11 @@ class Bootstrap:
   fit: solver.Fit
   thetas: np.ndarray
   seed: int
+  # Distinct data points each replicate was fitted on [R]: one below the form's parameter
+  # count leaves that replicate's law undetermined.
+  n_distinct: np.ndarray | None = None
+  resampled: str = 'points'  # 'points' (the frontier's) or 'runs'
+  seed_noise: str = 'excluded: frontier points resampled, not runs'
 
   def natural(self) -> np.ndarray:
     """Natural parameters [R, P] in the form's order (a, b, c, d, ...)."""
@@ -49,19 +55,26 @@ class Bootstrap:
 
   def param_intervals(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
     lo, hi = _percentiles(self.natural(), level)
-    return {name: (float(l), float(h)) for name, l, h in zip(self.fit.form.param_names, lo, hi)}
+    out = {name: (float(l), float(h)) for name, l, h in zip(self.fit.form.param_names, lo, hi)}
+    if 'b' in out:  # ln b straight from theta: b's percentiles can round to 0 near e^-60
+      lo, hi = _percentiles(self.thetas[:, 1:2], level)
+      out['ln_b'] = (float(lo[0]), float(hi[0]))
+    return out
 
   def predict(self, x) -> np.ndarray:
     """Predictions [R, len(x)] of every replicate."""
     x = np.atleast_1d(np.asarray(x, np.float64))
+    # Padded to a bucket of lengths: one compiled program serves every x of similar length.
+    padded = np.pad(x, (0, solver.bucket(len(x)) - len(x)), constant_values=1.0)
     with jax.enable_x64(True):
-      return np.asarray(_predict_grid(self.fit.form, jnp.asarray(self.thetas), jnp.asarray(x)))
+      out = _predict_grid(self.fit.form, self.thetas, padded)
+      return np.asarray(out)[:, : len(x)]
 
   def predict_each(self, x, n: int) -> np.ndarray:
     """Replicate i's prediction at x[i], for the first n replicates: [n]."""
     with jax.enable_x64(True):
-      thetas, x = jnp.asarray(self.thetas[:n]), jnp.asarray(x, jnp.float64)
-      return np.asarray(_predict_each(self.fit.form, thetas, x))
+      x = np.asarray(x, np.float64)
+      return np.asarray(_predict_each(self.fit.form, self.thetas[:n], x))
 
   def prediction_interval(self, x, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile band of the prediction at each x: a `level` interval, labelled as such."""
@@ -93,14 +106,7 @@ def _solve(fit: solver.Fit, x, y, w, grid_starts: int) -> np.ndarray:
   stride = max(1, len(grid) // grid_starts)
   starts = np.concatenate([fit.theta[None], grid[::stride][:grid_starts]])
   with jax.enable_x64(True):
-    thetas, _ = solver.solve_replicates(
-        fit.form,
-        jnp.asarray(starts),
-        jnp.log(jnp.asarray(x)),
-        jnp.asarray(y),
-        jnp.asarray(w),
-        loss=fit.loss,
-    )
+    thetas, _ = solver.solve_replicates(fit.form, starts, np.log(x), y, w, loss=fit.loss)
     return np.asarray(thetas)
 
 
@@ -112,7 +118,8 @@ def resample_points(
   rng = np.random.default_rng(seed)
   counts = rng.multinomial(len(x), np.full(len(x), 1 / len(x)), size=n).astype(np.float64)
   xs, ys = np.broadcast_to(x, counts.shape), np.broadcast_to(y, counts.shape)
-  return Bootstrap(fit=fit, thetas=_solve(fit, xs, ys, counts, grid_starts), seed=seed)
+  thetas = _solve(fit, xs, ys, counts, grid_starts)
+  return Bootstrap(fit, thetas, seed, n_distinct=np.sum(counts > 0, axis=1))
 
 
 def resample_runs(
@@ -124,26 +131,64 @@ def resample_runs(
     seed: int = 0,
     frontier: Callable[[np.ndarray, np.ndarray], np.ndarray] = frontier_lib.pareto_bin,
     grid_starts: int = GRID_STARTS,
+    configs=None,
+    seed_noise: str = 'excluded: one seed per run',
+    run_noise: float = 0.0,
 ) -> Bootstrap:
   """Bootstrap over runs: draw runs with replacement, take each replicate's own frontier.
 
   x, y and run_ids describe every eligible point (all checkpoints that passed the filters),
   not just the frontier; a run drawn twice contributes its points twice, which cannot change
   a frontier, so each replicate's frontier points carry weight 1.
+
+  `configs` (one per point) marks runs that are seed replicates of one configuration: then
+  configurations are drawn with replacement, and for each draw its runs with replacement,
+  so a replicate sees the seed-to-seed spread as well as which configurations were run.
+  `seed_noise` says, for reports, whether the runs hold that spread.
+
+  `run_noise` carries a seed noise measured elsewhere (e.g. on replicates of the cheapest
+  runs) to runs trained with one seed: each replicate multiplies such a run's errors by
+  exp(run_noise · z), one standard normal z per run, since a seed moves a whole run, not its
+  checkpoints one by one.
   """
+  if run_noise < 0:
+    raise ValueError(f'run_noise must be >= 0 (a relative standard deviation), got {run_noise}')
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   run_ids = np.asarray(run_ids)
-  runs, run_of_point = np.unique(run_ids, return_inverse=True)
+  runs, first_point, run_of_point = np.unique(run_ids, return_index=True, return_inverse=True)
   rng = np.random.default_rng(seed)
-  fronts = []
+  single = np.ones(len(runs), bool)  # runs whose configuration has no other seed
+  if configs is None:
+    draw = lambda: rng.integers(0, len(runs), len(runs))
+  else:
+    _, config_of_run = np.unique(np.asarray(configs)[first_point], return_inverse=True)
+    members = [np.flatnonzero(config_of_run == c) for c in range(config_of_run.max() + 1)]
+    single = np.array([len(members[c]) == 1 for c in config_of_run])
+
+    def draw():
+      picked = [members[c] for c in rng.integers(0, len(members), len(members))]
+      return np.concatenate([m[rng.integers(0, len(m), len(m))] for m in picked])
+
+  fronts = []  # (point indices, their errors) of each replicate's frontier
   for _ in range(n):
-    drawn = np.unique(rng.integers(0, len(runs), len(runs)))
+    drawn = np.unique(draw())
+    y_drawn = y
+    if run_noise:
+      y_drawn = y * np.exp(run_noise * rng.standard_normal(len(runs)) * single)[run_of_point]
     idx = np.flatnonzero(np.isin(run_of_point, drawn))
-    fronts.append(idx[frontier(x[idx], y[idx])])
-  width = max(len(f) for f in fronts)
+    front = idx[frontier(x[idx], y_drawn[idx])]
+    fronts.append((front, y_drawn[front]))
+  width = max(len(f) for f, _ in fronts)
   xs = np.full((n, width), x[0])
   ys = np.full((n, width), y[0])
   ws = np.zeros((n, width))
-  for i, f in enumerate(fronts):
-    xs[i, : len(f)], ys[i, : len(f)], ws[i, : len(f)] = x[f], y[f], 1.0
-  return Bootstrap(fit=fit, thetas=_solve(fit, xs, ys, ws, grid_starts), seed=seed)
+  for i, (f, errors) in enumerate(fronts):
+    xs[i, : len(f)], ys[i, : len(f)], ws[i, : len(f)] = x[f], errors, 1.0
+  return Bootstrap(
+      fit,
+      _solve(fit, xs, ys, ws, grid_starts),
+      seed,
+      n_distinct=np.array([len(f) for f, _ in fronts]),
+      resampled='runs',
+      seed_noise=seed_noise,
+  )

@@ -2,8 +2,9 @@
 
 Every subcommand reads a table, keeps one task/metric's points that pass the paper's
 filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier and fits it.
-The fitting is `fitting.procedure`'s; this shell only turns flags into its arguments and
-prints or writes what it returns.
+The fitting is `fitting.procedure`'s; this shell only turns flags into its arguments, prints
+a readable report (`fitting.text`) and writes the JSON with --json. Compiled solver programs
+are kept in a persistent cache between runs (`fitting.cache`; --no-compile-cache).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 
 import numpy as np
 
-from fitting import annealing, compare, filters, forms, optimal, plot, procedure, report
-from fitting import schedules, solver, table
+from fitting import annealing, cache, checks, compare, filters, forms, optimal, procedure
+from fitting import report, schedules, solver, table, text
 
 READERS = {
     'ours': table.read_results,
@@ -101,10 +102,32 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
   )
   add('--seed', type=int, default=0, help='bootstrap seed (default 0)')
   add('--level', type=float, default=0.95, help='interval coverage (default 0.95)')
-  add('--json', type=pathlib.Path, default=None, metavar='PATH', help='write results as JSON')
+  add(
+      '--json',
+      type=pathlib.Path,
+      default=None,
+      metavar='PATH',
+      help="write every result as JSON to PATH ('-': to stdout, instead of the report)",
+  )
+  add(
+      '--no-compile-cache',
+      action='store_true',
+      help=f'do not keep compiled solver programs between runs (default: kept in'
+      f' {cache.default_dir()}; {cache.ENV}=off or =DIR does the same or moves it)',
+  )
+
+
+# Columns whose values are different procedures: a command must select or compare them,
+# never fit one law through several.
+POOLED = ('arch', 'pretrain_dataset')
+
+
+def _label(where: dict) -> str:
+  return ', '.join(f'{k}={v}' for k, v in where.items()) or 'the table'
 
 
 def _procedure(args, points, where: dict, seed: int) -> procedure.ProcedureFit:
+  filters.require_single(procedure.select_where(points, where), POOLED, _label(where))
   return procedure.fit_procedure(
       points,
       where=where,
@@ -131,8 +154,20 @@ def _points(args, task=None, metric=None):
   )
 
 
+def _json_to_stdout(args) -> bool:
+  return str(getattr(args, 'json', None)) == '-'
+
+
+def _say(args, report_text: str) -> None:
+  """Print the readable report, unless the JSON goes to stdout in its place."""
+  if not _json_to_stdout(args):
+    print(report_text, end='')
+
+
 def _emit(args, payload: dict) -> None:
-  if args.json is not None:
+  if _json_to_stdout(args):
+    print(json.dumps(payload, indent=2, default=float))
+  elif getattr(args, 'json', None) is not None:
     args.json.write_text(json.dumps(payload, indent=2, default=float))
 
 
@@ -147,7 +182,7 @@ def cmd_fit(args) -> dict:
         row['interval'] = [float(l), float(h)]
   if args.annealing_check:
     out['annealing'] = annealing.predict_cosine(proc.points, args.cooldown_shape)
-  print(json.dumps({k: out[k] for k in ('label', 'params', 'n_points', 'mse')}, default=float))
+  _say(args, text.fit_text(out, args.x))
   return out
 
 
@@ -168,12 +203,17 @@ def cmd_compare(args) -> dict:
       row = {'task': task} | ({args.across: group} if args.across else {})
       if a.boot is not None and b.boot is not None:
         interval = compare.crossover_interval(a.boot, b.boot, args.level)
-        pair['crossover'] = vars(interval)
+        pair['crossover'] = vars(interval) | {'note': interval.note}
         pair['p_a_beats_b'] = {
             str(x): compare.probability_a_beats_b(a.boot, b.boot, x) for x in args.at
         }
+        # The replicates' interval holds only for those that cross, and can exclude the point
+        # fits' crossover: the share and the note travel with it into every table.
         row |= dict(
-            crossover=interval.point or np.nan, cross_low=interval.low, cross_high=interval.high
+            crossover=interval.point or np.nan,
+            share_crossing=interval.share_crossing,
+            cross_low=interval.low,
+            cross_high=interval.high,
         )
         row |= {f'P({args.a}<{args.b})@{x:g}': pair['p_a_beats_b'][str(x)] for x in args.at}
       else:
@@ -195,15 +235,21 @@ def cmd_compare(args) -> dict:
         )
         pair['schedule_check'] = dataclasses.asdict(check)
         row |= dict(ranking_agrees=check.ranking_agrees, crossover_agrees=check.crossover_agrees)
+      if a.boot is not None and b.boot is not None:
+        row['note'] = interval.note or ''
       rows.append(row)
       pairs.append(pair)
-  print(report.to_markdown(rows), end='')
+  _say(args, report.to_markdown(rows) + text.compare_notes(pairs))
   if args.table is not None:
     args.table.write_text(report.TABLE_FORMATS[args.table.suffix.lstrip('.')](rows))
   return dict(by=args.by, a=args.a, b=args.b, comparisons=pairs, table=rows)
 
 
 def cmd_plot(args) -> dict:
+  # Imported here: matplotlib takes a while to import, and only figures need it.
+  from fitting import plot  # pylint: disable=g-import-not-at-top
+
+  plot.check_path(args.out)
   points = _points(args)
   values = args.values or sorted(set(points[args.by].astype(str)))
   procs = [
@@ -214,24 +260,35 @@ def cmd_plot(args) -> dict:
   if len(procs) == 2:
     c = compare.crossover(procs[0].fit, procs[1].fit)
     crossovers = [c] if c is not None else []
+  loss = args.metric in filters.LOSS_METRICS
   plot.figure(
       [p.curve() for p in procs],
       args.out,
       title=f'{args.task} {args.metric}',
-      xlabel=args.x,
+      xlabel=text.axis_label(args.x),
+      ylabel=text.metric_label(args.metric),
+      y_range=(0.0, np.inf) if loss else (0.0, 1.0),  # error = 1 - metric lies in [0, 1]
       level=args.level,
       crossovers=crossovers,
   )
-  print(f'wrote {args.out}')
-  return dict(figure=str(args.out), procedures=[p.summary(args.level) for p in procs])
+  summaries = [p.summary(args.level) for p in procs]
+  warnings = [f"{s['label']}: {w}" for s in summaries for w in s['warnings']]
+  _say(args, f'wrote {args.out}\n' + ''.join(f'warning: {w}\n' for w in warnings))
+  return dict(figure=str(args.out), procedures=summaries)
 
 
 def cmd_optimal(args) -> dict:
-  proc = _procedure(args, _points(args), dict(args.where), args.seed)
-  out = dict(
-      label=proc.label, allocation=[optimal.allocation(proc.frontier, q) for q in args.quantity]
-  )
-  print(json.dumps(out, default=float))
+  # Only the frontier: the law itself is not needed, so neither is compiling a solver.
+  where = dict(args.where)
+  points = procedure.select_where(_points(args), where)
+  filters.require_single(points, POOLED, _label(where))
+  front = filters.frontier_points(points, args.frontier)
+  span = dict(x_min=float(front['x'].min()), x_max=float(front['x'].max()))
+  label = ', '.join(f'{v}' for v in where.values()) or 'all'
+  allocation = [optimal.allocation(front, q) | span for q in args.quantity]
+  small = checks.frontier_size(len(front), 2, 'a log-log line (slope and coefficient)')
+  out = dict(label=label, allocation=allocation, warnings=[small] if small else [])
+  _say(args, text.optimal_text(out, args.x))
   return out
 
 
@@ -306,7 +363,9 @@ def parser() -> argparse.ArgumentParser:
   _data_flags(plt)
   plt.add_argument('--by', required=True, help='column whose values are the procedures')
   plt.add_argument('--values', nargs='*', default=None, help='only these values of --by')
-  plt.add_argument('--out', type=pathlib.Path, required=True, help='figure path (.png, .pdf)')
+  plt.add_argument(
+      '--out', type=pathlib.Path, required=True, help='figure path: .pdf, .svg, or .png (200 dpi)'
+  )
   opt = sub.add_parser(
       'optimal',
       help='compute-optimal allocation',
@@ -327,6 +386,7 @@ COMMANDS = dict(fit=cmd_fit, compare=cmd_compare, plot=cmd_plot, optimal=cmd_opt
 
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
+  cache.enable(not getattr(args, 'no_compile_cache', False))
   try:
     payload = COMMANDS[args.command](args)
   except (ValueError, FileNotFoundError) as error:

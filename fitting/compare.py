@@ -48,11 +48,45 @@ def crossover(fit_a: solver.Fit, fit_b: solver.Fit, search=SEARCH_RANGE) -> floa
 
 @dataclasses.dataclass(frozen=True)
 class CrossoverInterval:
+  """What the bootstrap says about a crossover, beside what the point fits say.
+
+  `low` and `high` bound the crossovers of the replicate pairs that cross at all, so they
+  are an interval only given a crossing; `share_crossing` is how many do. The point fits can
+  cross where few replicates do (a near-tangency the resampling moves), so `note` says when
+  the point lies outside that interval, or when most replicates do not cross.
+  """
+
   point: float | None  # from the point fits
   low: float  # percentile interval over the replicates that cross (NaN if none do)
   high: float
   share_crossing: float  # share of replicate pairs that cross at all within the range
   level: float
+  median: float = np.nan  # of the replicates that cross
+  # Share of the crossing replicates that cross below the point (NaN without both).
+  share_below_point: float = np.nan
+  search: tuple[float, float] = SEARCH_RANGE
+
+  @property
+  def note(self) -> str | None:
+    """In words, where the bootstrap and the point fits disagree; None where they do not."""
+    lo, hi = self.search
+    if self.share_crossing == 0:
+      where = f'no bootstrap replicate crosses in {lo:.2g}..{hi:.2g}'
+      return where if self.point is None else f'{where}; the point fits cross at {self.point:.2g}'
+    crossing = f'{self.share_crossing:.0%} of replicates cross, {100 * self.level:.0f}% of those'
+    crossing += f' between {self.low:.2g} and {self.high:.2g}'
+    if self.point is None:
+      return f'the point fits do not cross in {lo:.2g}..{hi:.2g}; {crossing}'
+    notes = []
+    if not self.low <= self.point <= self.high:
+      notes.append(
+          f'the point fits cross at {self.point:.2g}, outside the interval of the replicates '
+          f'that cross ({self.share_below_point:.0%} of them cross below it): the bootstrap '
+          'does not support the point estimate'
+      )
+    if self.share_crossing < self.level:
+      notes.append(f'only {crossing}; the interval holds given a crossing')
+    return '; '.join(notes) or None
 
 
 def crossover_interval(
@@ -68,12 +102,17 @@ def crossover_interval(
   found = crossings[np.isfinite(crossings)]
   tail = 50 * (1 - level)
   low, high = np.percentile(found, [tail, 100 - tail]) if len(found) else (np.nan, np.nan)
+  point = crossover(boot_a.fit, boot_b.fit, search)
+  below = np.mean(found < point) if len(found) and point is not None else np.nan
   return CrossoverInterval(
-      point=crossover(boot_a.fit, boot_b.fit, search),
+      point=point,
       low=float(low),
       high=float(high),
       share_crossing=float(len(found) / n),
       level=level,
+      median=float(np.median(found)) if len(found) else np.nan,
+      share_below_point=float(below),
+      search=(float(search[0]), float(search[1])),
   )
 
 

@@ -113,13 +113,28 @@ def select(points: pd.DataFrame, **equals) -> pd.DataFrame:
   """Points whose columns equal the given values (one procedure), naming any unknown value."""
   for column, value in equals.items():
     if column not in points.columns:
-      raise ValueError(f'no column {column!r} to select on')
+      raise ValueError(f'no column {column!r} to select on; the table has {list(points.columns)}')
     if value not in set(points[column]):
       raise ValueError(
           f'no points with {column}={value!r}; choose from {sorted(set(points[column]))}'
       )
     points = points[points[column] == value]
   return points
+
+
+def require_single(points: pd.DataFrame, columns, label: str) -> None:
+  """Refuse rows that hold several values of any of `columns`: one law through them pools
+  procedures (two pretraining datasets, CLIP with MaMMUT) that a comparison must keep apart."""
+  for column in columns:
+    if column not in points.columns:
+      continue
+    values = sorted(set(points[column].map(str)))  # map: astype(str) keeps NaN a NaN
+    if len(values) > 1:
+      raise ValueError(
+          f'the rows of {label} hold {len(values)} values of {column}: {values}; one law through'
+          f' them pools them: select one with --where {column}=VALUE, or compare them with'
+          f' --by {column} (compare, plot) or --across {column} (compare)'
+      )
 
 
 def frontier_points(points: pd.DataFrame, method: str = 'pareto_bin') -> pd.DataFrame:

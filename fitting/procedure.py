@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import bootstrap as bootstrap_lib
-from fitting import filters, forms, report, solver
+from fitting import checks, filters, forms, replicates, report, solver
 from fitting import heldout as heldout_lib
 
 # Bootstrap over runs before the frontier is taken (the paper's), or over the frontier points.
@@ -26,6 +26,15 @@ def _cast(points: pd.DataFrame, column: str, value):
   """`value` in the column's own type: a string from a command line selects numbers too."""
   kind = points[column].dtype.kind if column in points.columns else 'O'
   return float(value) if kind in 'fiu' else value
+
+
+def _seed_noise(runs: replicates.Replicates, run_noise: float) -> str:
+  if not run_noise:
+    return runs.seed_noise()
+  measured = f'{100 * run_noise:.1f}% per run, as measured on replicates'
+  if runs.present:
+    return f'{runs.seed_noise()} where replicated; elsewhere {measured}'
+  return f'included: {measured}'
 
 
 def select_where(points: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -46,11 +55,23 @@ class ProcedureFit:
   held_out: heldout_lib.HeldOut | None
   boot: bootstrap_lib.Bootstrap | None
 
+  @property
+  def seed_noise(self) -> str | None:
+    """Whether the bootstrap intervals include seed noise, in words; None without them."""
+    return None if self.boot is None else self.boot.seed_noise
+
+  def warnings(self) -> list[str]:
+    """What a reader must know before trusting the numbers (`fitting.checks`)."""
+    return checks.fit_warnings(self.fit, self.boot)
+
   def summary(self, level: float = 0.95) -> dict:
-    """JSON-ready: the law, its frontier, held-out predictions and bootstrap intervals."""
+    """JSON-ready: the law, its frontier, held-out predictions, bootstrap intervals, warnings."""
     frontier = (self.frontier['x'], self.frontier['error'])
     out = report.fit_summary(self.fit, frontier, self.held_out, self.boot, level)
     out['label'] = self.label
+    if self.boot is not None:
+      out['seed_noise'] = self.seed_noise
+    out['warnings'] = self.warnings()
     return out
 
   def curve(self):
@@ -80,15 +101,22 @@ def fit_procedure(
     bootstrap: int = 0,
     resample: str = 'runs',
     seed: int = 0,
+    run_noise: float = 0.0,
 ) -> ProcedureFit:
   """Fit `form` to the frontier of the eligible `points` that match `where`.
 
   With `heldout_threshold`, the law is fitted on frontier points up to it and predicts those
   above. `bootstrap` replicates resample either runs (before the frontier, as the paper does)
-  or the fitted frontier points; either way only data up to the threshold.
+  or the fitted frontier points; either way only data up to the threshold. Runs that are
+  seed replicates of one configuration (a `seed` column) are drawn as such, so that the
+  intervals include seed noise; `ProcedureFit.seed_noise` says whether they do. `run_noise`
+  (a relative standard deviation of a run's errors, measured on replicates elsewhere) adds
+  seed noise to the runs trained once (`bootstrap.resample_runs`).
   """
   if resample not in RESAMPLES:
     raise ValueError(f'unknown resample {resample!r}; choose one of {RESAMPLES}')
+  if bootstrap < 0:
+    raise ValueError(f'bootstrap must be >= 0 replicates, got {bootstrap}')
   where = where or {}
   label = ', '.join(f'{v}' for v in where.values()) or 'all'
   points = select_where(points, where)
@@ -112,13 +140,17 @@ def fit_procedure(
     boot = bootstrap_lib.resample_points(fit, x[x <= limit], y[x <= limit], bootstrap, seed)
   elif bootstrap:
     fitted = points[points['x'].to_numpy() <= limit]
+    runs = replicates.find(fitted)
     boot = bootstrap_lib.resample_runs(
         fit,
         fitted['x'],
         fitted['error'],
-        fitted['run_id'],
+        runs.run,
         bootstrap,
         seed,
         filters.FRONTIERS[frontier],
+        configs=runs.config if runs.present else None,
+        seed_noise=_seed_noise(runs, run_noise),
+        run_noise=run_noise,
     )
   return ProcedureFit(label, points, front, fit, held_out, boot)

@@ -45,6 +45,8 @@ def fit_summary(
         replicates=len(boot.thetas),
         seed=boot.seed,
         level=level,
+        resampled=boot.resampled,
+        seed_noise=boot.seed_noise,
         param_intervals={k: list(v) for k, v in boot.param_intervals(level).items()},
     )
   return out

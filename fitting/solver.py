@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fitting import executables
 from fitting import forms as forms_lib
 
 LOSSES = ('linear', 'log', 'huber')
@@ -149,13 +150,41 @@ def _solve_one(form, loss, n_iter, huber_delta, theta, log_x, y, w):
   return theta, value
 
 
-@functools.partial(jax.jit, static_argnames=('form', 'loss', 'n_iter', 'huber_delta'))
-def solve_starts(
+def _solve_starts(
     form, thetas, log_x, y, w, *, loss='linear', n_iter=POLISH_ITER, huber_delta=HUBER_DELTA
 ):
   """Final theta [S, P] and objective [S] of each start in `thetas` [S, P] on one data set."""
   solve = functools.partial(_solve_one, form, loss, n_iter, huber_delta)
   return jax.vmap(solve, in_axes=(0, None, None, None))(thetas, log_x, y, w)
+
+
+_STATIC = ('form', 'loss', 'n_iter', 'huber_delta')
+solve_starts = jax.jit(_solve_starts, static_argnames=_STATIC)
+# The polish runs POLISH_TOP starts: milliseconds at any optimisation level, while LLVM's -O0
+# halves its compile time, which is most of a cold command's wait.
+_polish_starts = jax.jit(
+    _solve_starts, static_argnames=_STATIC, compiler_options={'xla_backend_optimization_level': 0}
+)
+
+
+@functools.partial(jax.jit, static_argnames='form')
+def _predict(form, theta, x):
+  return form.predict(theta, x)
+
+
+def predict(form: forms_lib.Form, theta, x) -> np.ndarray:
+  """form's prediction at x (any shape of x, any number of points), in float64.
+
+  One jitted program per bucket of lengths: op by op, a prediction compiles a dozen small
+  kernels per new length of x, which a cold command would wait for every time.
+  """
+  x = np.asarray(x, np.float64)
+  flat = x.reshape(-1)
+  padded = np.pad(flat, (0, bucket(len(flat)) - len(flat)), constant_values=1.0)
+  with jax.enable_x64(True):
+    theta = np.asarray(theta, np.float64)
+    out = np.asarray(executables.call('predict', _predict, form, theta, padded))
+  return out[: len(flat)].reshape(x.shape)
 
 
 @functools.partial(jax.jit, static_argnames=('form', 'loss', 'n_iter', 'huber_delta'))
@@ -195,18 +224,23 @@ class Fit:
     return self.form.natural(self.theta)
 
   def predict(self, x) -> np.ndarray:
-    with jax.enable_x64(True):
-      return np.asarray(self.form.predict(jnp.asarray(self.theta), jnp.asarray(x, jnp.float64)))
+    return predict(self.form, self.theta, x)
 
 
-def pad(x, y, w, bucket: int = 8):
-  """Pad the last axis to a multiple of `bucket` with zero-weight copies of the last point.
+def bucket(n: int, smallest: int = 8) -> int:
+  """The padded length for n points: a power of two, at least `smallest`."""
+  return max(smallest, 1 << max(0, n - 1).bit_length())
+
+
+def pad(x, y, w):
+  """Pad the last axis to its `bucket` with zero-weight copies of the last point.
 
   jit compiles once per shape; without this, every frontier length would cost a compile of
-  several seconds, while a few padded points cost almost nothing.
+  seconds. Powers of two keep the shapes a researcher meets to a handful, so the persistent
+  compilation cache (`fitting.cache`) serves nearly every fit, for at most twice the points.
   """
   x, y, w = (np.asarray(v, np.float64) for v in (x, y, w))
-  extra = -x.shape[-1] % bucket
+  extra = bucket(x.shape[-1]) - x.shape[-1]
   widths = [(0, 0)] * (x.ndim - 1) + [(0, extra)]
   return (
       np.pad(x, widths, mode='edge'),
@@ -255,20 +289,22 @@ def fit(
   data = (np.log(padded_x), padded_y, padded_w)
   options = dict(loss=loss, huber_delta=huber_delta)
   with jax.enable_x64(True):
-    as32 = lambda v: jnp.asarray(v, jnp.float32)
-    coarse, values = solve_starts(
-        form, as32(form.from_natural(starts)), *map(as32, data), n_iter=coarse_iter, **options
+    # numpy arrays go to the programs as they are: `jnp.asarray` or a cast on the device would
+    # each compile one more small program per shape.
+    as32 = lambda v: np.asarray(v, np.float32)
+    starts32 = as32(form.from_natural(starts))
+    coarse, values = executables.call(
+        'coarse', solve_starts, form, starts32, *map(as32, data), n_iter=coarse_iter, **options
     )
     coarse, values = np.asarray(coarse, np.float64), _nan_last(values)
     order = np.argsort(values, kind='stable')
     top = order[:POLISH_TOP]
-    polished, polished_values = solve_starts(
-        form, jnp.asarray(coarse[top]), *map(jnp.asarray, data), n_iter=polish_iter, **options
+    polished, polished_values = executables.call(
+        'polish', _polish_starts, form, coarse[top], *data, n_iter=polish_iter, **options
     )
     polished, polished_values = np.asarray(polished), _nan_last(polished_values)
   theta = polished[np.argmin(polished_values)]  # the first of equal optima: deterministic
-  with jax.enable_x64(True):
-    residual = np.asarray(form.predict(jnp.asarray(theta), jnp.asarray(x))) - y
+  residual = predict(form, theta, x) - y
   return Fit(
       form=form,
       loss=loss,

@@ -32,8 +32,9 @@ COLUMNS = (
     'metric',
     'value',
 )
-# Read where present: a cooldown branch's 'parent_run@samples' (empty elsewhere).
-OPTIONAL_COLUMNS = ('cooldown_from',)
+# Read where present: a cooldown branch's 'parent_run@samples' (empty elsewhere), and the
+# training seed, which tells replicate runs of one procedure, model and samples apart.
+OPTIONAL_COLUMNS = ('cooldown_from', 'seed')
 
 PAPER_CSV_COLUMNS = (
     'model',

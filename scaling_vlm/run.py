@@ -57,6 +57,7 @@ RESULT_COLUMNS = (
     'metric',
     'value',
     'cooldown_from',  # empty, or 'parent_run@samples' for a cooldown branch
+    'seed',  # train.seed: replicates of one run differ only in it
 )
 
 

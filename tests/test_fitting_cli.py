@@ -10,6 +10,13 @@ import pytest
 
 from fitting import cli, table
 
+
+@pytest.fixture(autouse=True)
+def no_compile_cache(monkeypatch):
+  """In-process runs must not fill the user's compilation cache (tests/test_fitting_speed.py
+  checks the cache in processes of its own)."""
+  monkeypatch.setenv('FITTING_COMPILE_CACHE', 'off')
+
 # Per-architecture laws: MaMMUT starts worse and scales better; they cross at 1.53e10.
 LAWS = {'clip': (3.0, -0.1, 0.2), 'mammut': (9.0, -0.14, 0.15)}
 
@@ -152,8 +159,8 @@ def test_bad_input_is_a_clear_error(results, capsys):
   assert cli.main(argv) == 2
   assert "no points with arch='siglip'" in capsys.readouterr().err
   argv = ['fit', '--results', str(results), '--task', 'imagenet1k', '--max-x', '1e7']
-  assert cli.main(argv) == 2
-  assert 'only 3 frontier points for the 4 parameters' in capsys.readouterr().err
+  assert cli.main(argv + ['--where', 'arch=clip', '--where', 'pretrain_dataset=dfn']) == 2
+  assert 'only 2 frontier points for the 4 parameters' in capsys.readouterr().err
   argv = [
       'compare',
       '--results',
@@ -240,6 +247,8 @@ def test_paper_csv_format_gives_the_same_fit(results, tmp_path):
         'imagenet1k',
         '--where',
         'model=clip-2',
+        '--where',
+        'pretrain_dataset=dfn',
         '--json',
         str(out),
     ]

@@ -8,6 +8,11 @@ import pytest
 
 from fitting import cli, filters, procedure, table
 
+
+@pytest.fixture(autouse=True)
+def no_compile_cache(monkeypatch):
+  monkeypatch.setenv('FITTING_COMPILE_CACHE', 'off')  # leave the user's cache alone
+
 # E = a·C^c per architecture, exactly: a fit must give these numbers back.
 LAWS = {'clip': (2.0, -0.1), 'mammut': (4.0, -0.13)}
 

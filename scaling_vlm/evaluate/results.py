@@ -40,6 +40,7 @@ class RunInfo:
         'params': self.params,
         'task': task,
         'cooldown_from': self.run.cooldown_from,
+        'seed': self.run.config.train.seed,
     }
     return [shared | {'metric': name, 'value': value} for name, value in metrics.items()]
 
