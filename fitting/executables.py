@@ -87,6 +87,18 @@ def _save(path: pathlib.Path, executable) -> None:
     pass  # a read-only cache directory costs the next process a compile, nothing more
 
 
+def _compile(jitted, form, args, static):
+  """A fresh compile, never one served by JAX's persistent cache: an executable JAX loaded
+  from there serialises into one that fails when the next process calls it (NOT_FOUND for one
+  of its fused functions)."""
+  enabled = jax.config.jax_enable_compilation_cache
+  jax.config.update('jax_enable_compilation_cache', False)
+  try:
+    return jitted.lower(form, *args, **static).compile()
+  finally:
+    jax.config.update('jax_enable_compilation_cache', enabled)
+
+
 def call(name: str, jitted, form, *args, **static):
   """`jitted(form, *args, **static)`, from a saved executable where there is one.
 
@@ -96,11 +108,18 @@ def call(name: str, jitted, form, *args, **static):
   if _directory is None:
     return jitted(form, *args, **static)
   key = _key(name, form, static, args)
+  path = _directory / f'{key}.bin'
   if key not in _loaded:
-    path = _directory / f'{key}.bin'
     executable = _load(path)
-    if executable is None:
-      executable = jitted.lower(form, *args, **static).compile()
-      _save(path, executable)
+    if executable is not None:
+      try:
+        result = executable(*args)
+      except Exception:  # pylint: disable=broad-except
+        executable = None  # saved by an older version with that defect: replace it
+      else:
+        _loaded[key] = executable
+        return result
+    executable = _compile(jitted, form, args, static)
+    _save(path, executable)
     _loaded[key] = executable
   return _loaded[key](*args)

@@ -124,3 +124,14 @@ def test_a_saved_executable_that_does_not_load_is_compiled_again(tmp_path):
     executables.use(None)
     executables._loaded.clear()
   np.testing.assert_allclose(expected, 2.0 * x**-0.1, rtol=1e-12)
+
+
+def test_programs_jax_cached_are_saved_whole_only_from_a_fresh_compile(results, tmp_path):
+  # JAX's persistent cache still holds the programs when their saved executables are gone:
+  # one served from there serialises into one that the next process cannot run, so the
+  # executables are compiled afresh before they are saved.
+  fit_process(results, tmp_path)
+  for saved in (tmp_path / 'executables').iterdir():
+    saved.unlink()
+  fit_process(results, tmp_path)  # compiles (JAX's cache on) and saves again
+  assert compiled(fit_process(results, tmp_path)) == []  # loads what it saved, and it runs
