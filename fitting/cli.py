@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from fitting import annealing, cache, checks, compare, filters, forms, optimal, procedure
-from fitting import report, schedules, solver, table, text
+from fitting import paper, report, schedules, solver, table, text
 
 READERS = {
     'ours': table.read_results,
@@ -378,10 +378,19 @@ def parser() -> argparse.ArgumentParser:
       default=['samples_seen'],
       help='frontier columns to fit against x (default samples_seen; params too)',
   )
+  paper.add_flags(
+      sub.add_parser(
+          'paper',
+          help="the paper's whole analysis",
+          description="Every scaling law the paper fits, from its released files, into a report.",
+      )
+  )
   return top
 
 
-COMMANDS = dict(fit=cmd_fit, compare=cmd_compare, plot=cmd_plot, optimal=cmd_optimal)
+COMMANDS = dict(
+    fit=cmd_fit, compare=cmd_compare, plot=cmd_plot, optimal=cmd_optimal, paper=paper.command
+)
 
 
 def main(argv=None) -> int:
