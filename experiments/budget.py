@@ -4,13 +4,20 @@ Compute (the scaling-law axis) = GFLOPs per sample (forward, linear layers) x sa
 trains. Accelerator-hours = training FLOPs (forward + backward, attention included; see
 scaling_vlm/flops.py) / (the chip's dense bf16 peak x MFU) / 3600: chip-hours for TPUs,
 GPU-hours for GPUs. A cooldown branch counts only the samples after its branch point.
+
+Storage: what each run's checkpoints hold once it is finished, its milestones as
+`checkpoint.milestone_state` and `checkpoint.branch_points` keep them (`scaling_vlm.train.storage`:
+4 bytes a parameter, 2 in bf16, 12 with AdamW's moments); a run in progress holds two full states
+more, for resumption. Parameters are counted from the real Flax modules (shapes only).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-from scaling_vlm import flops
+from scaling_vlm import flops, models
+from scaling_vlm.train import storage
 
 # --accelerator names -> the device_kind whose peak flops.PEAK_BF16_FLOPS lists.
 ACCELERATORS = {
@@ -76,21 +83,78 @@ def missing(planned: Sequence) -> list[str]:
   return lines
 
 
+@functools.lru_cache(maxsize=None)
+def params(model: models.ModelConfig) -> int:
+  """Parameters of a zoo model (scanned layers trace once per tower: the same count, faster)."""
+  return models.count_params(models.abstract(model.replace(scan_layers=True)))
+
+
+def checkpoint_bytes(p, state: str = storage.FULL) -> int:
+  """One checkpoint of planned run `p` keeping `state`."""
+  return storage.checkpoint_bytes(params(p.resolved.model), state)
+
+
+def run_bytes(p) -> int:
+  """What planned run `p`'s checkpoints hold once it is finished."""
+  return storage.run_bytes(params(p.resolved.model), storage.milestone_states(p.config, p.plan))
+
+
+def storage_lines(planned: Sequence) -> list[str]:
+  """The sweep's checkpoints: once finished, while running, and against full state everywhere;
+  and what constant-LR runs keep in full at milestones none of the sweep's branches starts
+  from (`checkpoint.branch_points=auto` keeps every one)."""
+  states = {p.name: storage.milestone_states(p.config, p.plan) for p in planned}
+  kept = [s for p in planned for s in states[p.name].values()]
+  full = sum(checkpoint_bytes(p) * len(p.plan.milestone_steps) for p in planned)
+  largest = max(checkpoint_bytes(p) for p in planned) * storage.ROLLING
+  lines = [
+      f'storage: {storage.size(sum(run_bytes(p) for p in planned))} of checkpoints once every run '
+      f'is finished ({kept.count(storage.FULL)} milestones with the full state, '
+      f'{len(kept) - kept.count(storage.FULL)} with parameters alone; {storage.size(full)} if '
+      f'all kept the full state); a run in progress holds {storage.ROLLING} full states more '
+      f'(up to {storage.size(largest)})'
+  ]
+  starts: dict[str, set[int]] = {}
+  for p in planned:
+    if p.run.parent:
+      starts.setdefault(p.run.parent, set()).add(p.plan.cooldown_start)
+  unused = [
+      (p, [s for s, kept in states[p.name].items() if kept == storage.FULL and s not in used])
+      for p in planned
+      if str(p.config.checkpoint.branch_points).strip() == 'auto'
+      and (used := starts.get(p.name)) is not None
+  ]
+  spare = sum(
+      len(steps) * (checkpoint_bytes(p) - checkpoint_bytes(p, p.config.checkpoint.milestone_state))
+      for p, steps in unused
+  )
+  if spare:
+    lines.append(
+        f'  {storage.size(spare)} of it is the full state of constant-LR runs at milestones no '
+        'branch starts from: give those runs checkpoint.branch_points (the starts of their '
+        'branches) to keep parameters alone there'
+    )
+  return lines
+
+
 def report(planned: Sequence, accelerator: str, mfu: float) -> list[str]:
-  """One line per run, the inputs that are missing here (`missing`), and a total line."""
+  """One line per run, the storage (`storage_lines`), the inputs that are missing here
+  (`missing`) and a total line."""
   unit = f'{accelerator}-h'
   width = max(len(p.name) for p in planned)
   lines = [
       f'{"run":<{width}}  {"model":<18} {"schedule":<8} {"samples":>8} {"batch":>6} '
-      f'{"steps":>7} {"GFLOPs/sample":>13} {"GFLOPs":>9} {unit:>10}'
+      f'{"steps":>7} {"GFLOPs/sample":>13} {"GFLOPs":>9} {unit:>10} {"checkpoints":>11}'
   ]
   for p in planned:
     lines.append(
         f'{p.name:<{width}}  {p.config.model.name:<18} {p.config.optim.schedule:<8} '
         f'{count(p.samples):>8} {p.plan.global_batch:>6} '
         f'{p.samples // p.plan.global_batch:>7} {p.resolved.gflops_per_sample:>13.4g} '
-        f'{p.compute_gflops:>9.3g} {hours(p.train_flops, accelerator, mfu):>10.4g}'
+        f'{p.compute_gflops:>9.3g} {hours(p.train_flops, accelerator, mfu):>10.4g} '
+        f'{storage.size(run_bytes(p)):>11}'
     )
+  lines += storage_lines(planned)
   lines += missing(planned)
   total_gflops = sum(p.compute_gflops for p in planned)
   total_flops = sum(p.train_flops for p in planned)

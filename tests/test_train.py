@@ -255,7 +255,7 @@ def test_the_non_finite_message_names_the_checkpoint_safe_to_resume_from():
     def __init__(self, steps):
       self.steps = steps
 
-    def all_steps(self):
+    def resume_steps(self):  # parameters-only milestones are no place to resume from
       return self.steps
 
   two = str(trainer._non_finite(12, Saved([4, 8, 10])))
@@ -286,12 +286,14 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoints(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_rolling_checkpoints_are_kept_besides_the_milestones(tmp_path):
+def test_a_finished_run_keeps_its_milestones_alone(tmp_path):
+  # While it runs, the two latest full states are kept besides the milestones
+  # (tests/test_milestone_params.py); once finished, it never resumes.
   config = tiny_config(
       steps=8, **{'checkpoint.latest_every_steps': 1, 'checkpoint.milestones': '32,128'}
   )
   trainer.train(config, str(tmp_path))
-  assert run_lib.Workdir(str(tmp_path)).saved_steps() == {2, 7, 8}
+  assert run_lib.Workdir(str(tmp_path)).saved_steps() == {2, 8}
 
 
 @pytest.mark.parametrize('name,scan', [('tiny-1', True), ('climp_tiny-1', False)])

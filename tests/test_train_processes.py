@@ -121,6 +121,36 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(uninterrupted, tm
   assert logged_steps(tmp_path) == logged_steps(uninterrupted)
 
 
+def test_killed_after_a_parameters_only_milestone_it_starts_over_and_ends_bit_identical(
+    uninterrupted, tmp_path
+):
+  # No rolling checkpoint before the kill: the milestone at step 10 keeps the parameters alone
+  # (checkpoint.milestone_state=params), which is nothing to resume from.
+  no_rolling = '--config.checkpoint.latest_every_steps=1000'
+  process = subprocess.Popen(
+      command(tmp_path, no_rolling),
+      env=environment(),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+  milestone = tmp_path / 'checkpoints' / '10'
+  deadline = time.time() + 240
+  while not milestone.is_dir():  # orbax renames the step folder into place once it is complete
+    assert process.poll() is None and time.time() < deadline, process.stderr.read()[-3000:]
+    time.sleep(0.01)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert logged_steps(tmp_path)[-1] < STEPS, 'the run finished before it could be killed'
+  steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
+  assert steps == [10] and not (milestone / 'data').exists()
+  run(tmp_path, no_rolling)  # starts over, and passes the milestone it has already
+  step, resumed = final_params(tmp_path)
+  assert step == STEPS
+  assert_bit_identical(resumed, final_params(uninterrupted)[1])
+  assert logged_steps(tmp_path) == logged_steps(uninterrupted)
+
+
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
   process = subprocess.Popen(
       command(tmp_path, '--config.checkpoint.latest_every_steps=1000'),

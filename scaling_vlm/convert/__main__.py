@@ -14,6 +14,8 @@ loads in `open_clip.create_model(name, pretrained=path)` (CLIP) or the MaMMUT fo
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 
 from scaling_vlm.train import schedules
@@ -22,6 +24,19 @@ from scaling_vlm.train.config import parse_count
 
 def _count(key: str):
   return lambda text: parse_count(text, key)
+
+
+@contextlib.contextmanager
+def _libraries_quiet():
+  """Orbax warns, through absl, that a checkpoint's `state` folder lacks the metadata file its
+  step folder holds: not the user's business (as in `python -m scaling_vlm.evaluate`)."""
+  absl = logging.getLogger('absl')
+  level = absl.level
+  absl.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    absl.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,31 +77,36 @@ def main(argv: list[str] | None = None) -> int:
   from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
 
   try:
-    if args.command == 'import':
-      run = runs.import_checkpoint(
-          args.checkpoint,
-          args.model,
-          args.workdir,
-          samples=args.samples_seen,
-          samples_per_epoch=args.samples_per_epoch,
-          global_batch=args.global_batch,
-          schedule=args.schedule,
-          total_samples=args.total_samples,
-      )
-      seen = run.plan.milestone_steps[0] * run.plan.global_batch
-      print(
-          f'{args.workdir}: {args.model} at {seen:,} samples seen '
-          f'({run.compute_gflops(seen):.4g} GFLOPs); evaluate it with '
-          f'python -m scaling_vlm.evaluate --workdir {args.workdir}'
-      )
-    else:
-      if not args.out.endswith('.safetensors'):
-        raise ValueError(f'--out {args.out!r}: write a .safetensors file.')
-      step, tensors = runs.export_run(args.workdir, args.out, args.step)
-      print(f'{args.out}: {len(tensors)} tensors of {args.workdir} at step {step}')
+    with _libraries_quiet():
+      return _command(args, runs)
   except (ValueError, FileNotFoundError) as error:
     print(f'error: {error}', file=sys.stderr)
     return 2
+
+
+def _command(args, runs) -> int:
+  if args.command == 'import':
+    run = runs.import_checkpoint(
+        args.checkpoint,
+        args.model,
+        args.workdir,
+        samples=args.samples_seen,
+        samples_per_epoch=args.samples_per_epoch,
+        global_batch=args.global_batch,
+        schedule=args.schedule,
+        total_samples=args.total_samples,
+    )
+    seen = run.plan.milestone_steps[0] * run.plan.global_batch
+    print(
+        f'{args.workdir}: {args.model} at {seen:,} samples seen '
+        f'({run.compute_gflops(seen):.4g} GFLOPs); evaluate it with '
+        f'python -m scaling_vlm.evaluate --workdir {args.workdir}'
+    )
+    return 0
+  if not args.out.endswith('.safetensors'):
+    raise ValueError(f'--out {args.out!r}: write a .safetensors file.')
+  step, tensors = runs.export_run(args.workdir, args.out, args.step)
+  print(f'{args.out}: {len(tensors)} tensors of {args.workdir} at step {step}')
   return 0
 
 

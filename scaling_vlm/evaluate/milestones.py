@@ -7,7 +7,8 @@ loaded into it, so the jitted embedding programs compile once per run. Parameter
 straight into their layout on the evaluation mesh (`mesh`, `restore`): replicated by default,
 split over `fsdp` devices for models too big for one; each batch is split over the batch axes.
 A checkpoint that cannot be read, or a task that fails, is recorded as skipped with the reason;
-the rest goes on.
+the rest goes on. Training evaluates its parameters in memory through the same `RunEvaluation`
+(`evaluate_model`; `scaling_vlm.train.evals`), so its rows are the ones this would write.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 
 import jax
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
 from scaling_vlm import models, run as run_lib
 from scaling_vlm.data import sources
@@ -85,7 +88,7 @@ def evaluate_run(
   (see `tasks`), appending rows to `workdir/results.csv` and its TensorBoard; `mesh` as
   `--mesh` (see `mesh`). Raises OSError or ValueError for a folder that is not a run."""
   summary = summary or Summary()
-  run = _Run(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh)
+  run = RunEvaluation(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh)
   progress = progress or progress_lib.Progress()
   run.plan(progress)
   run.evaluate(progress)
@@ -109,7 +112,9 @@ def evaluate_runs(
   runs = []
   for workdir in workdirs:
     try:
-      runs.append(_Run(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh))
+      runs.append(
+          RunEvaluation(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh)
+      )
     except (OSError, ValueError) as error:  # not a run: the next one
       progress.note(f"{workdir}: SKIPPED: {summary.skip(workdir, None, 'run', error)}")
   for run in runs:
@@ -119,8 +124,9 @@ def evaluate_runs(
   return summary
 
 
-class _Run:
-  """One run's evaluation: its table, tasks, tokenizer and the model checkpoints load into."""
+class RunEvaluation:
+  """One run's evaluation: its table, tasks, tokenizer and the model checkpoints load into.
+  `mesh`: `--mesh`'s text, or the mesh itself (training's, where its parameters live)."""
 
   def __init__(self, workdir, specs, synthetic_size, batch_size, dataset, summary, mesh):
     self.workdir, self.summary = workdir, summary
@@ -136,12 +142,15 @@ class _Run:
     )
     self.table = results_lib.ResultsFile(run.workdir.results)
     self.board = board.EvalBoard(run.workdir.tensorboard, config.log.get('tensorboard', True))
-    self.mesh = mesh_lib.make(mesh_lib.parse(mesh, config.get('mesh')))
+    if not isinstance(mesh, Mesh):
+      mesh = mesh_lib.make(mesh_lib.parse(mesh, config.get('mesh')))
+    self.mesh = mesh
     self.batch_size = batch_size  # rounded to whole rows per device where batches are made
     self.failed_loads: set[str] = set()
     self.todo: dict[int, list[tasks_lib.Task]] = {}
     # Abstract until the first checkpoint is read: no parameters are initialised, anywhere.
-    self.graphdef, self.abstract = nnx.split(models.abstract(self.arch))
+    # Built by `evaluate`, which reads checkpoints; training hands its parameters over.
+    self.graphdef = self.abstract = None
     self.model = None
 
   def label(self, step: int) -> str:
@@ -165,20 +174,27 @@ class _Run:
         f' before, {unsaved} milestones not saved yet'
     )
 
-  def evaluate(self, progress: progress_lib.Progress) -> None:
-    """Every planned checkpoint, then the run's TensorBoard file is closed."""
+  def evaluate(
+      self, progress: progress_lib.Progress, stop: threading.Event | None = None
+  ) -> None:
+    """Every planned checkpoint, then the run's TensorBoard file is closed; `stop`, once set,
+    ends it between tasks."""
     try:
+      if self.abstract is None and any(self.todo.values()):
+        # Outside the mesh context: the abstract model carries logical axis names.
+        self.graphdef, self.abstract = nnx.split(models.abstract(self.arch))
       with jax.set_mesh(self.mesh):
         for step, todo in self.todo.items():
-          self._checkpoint(step, todo, progress)
+          if stop is not None and stop.is_set():
+            break
+          self._checkpoint(step, todo, progress, stop)
     finally:
-      self.board.close()
+      self.close()
 
-  def _checkpoint(self, step: int, todo: list, progress: progress_lib.Progress) -> None:
+  def _checkpoint(self, step: int, todo: list, progress: progress_lib.Progress, stop=None) -> None:
     """The tasks without rows at this checkpoint, then the suite average."""
     samples, label = step * self.info.plan.global_batch, self.label(step)
-    todo = [t for t in todo if t.name not in self.failed_loads]
-    if not todo:
+    if not [t for t in todo if t.name not in self.failed_loads]:
       return
     state = os.path.join(self.info.run.workdir.checkpoints, str(step), 'state')
     progress.now(f'{label}: reading the checkpoint')
@@ -190,7 +206,30 @@ class _Run:
       progress.dropped(label, None, reason)
       return
     progress.read(label, time.perf_counter() - start)
+    self.evaluate_model(step, self.model, todo, progress, stop)
+
+  def evaluate_model(
+      self,
+      step: int,
+      model,
+      todo: list[tasks_lib.Task] | None = None,
+      progress: progress_lib.Progress | None = None,
+      stop: threading.Event | None = None,
+  ) -> dict[str, dict]:
+    """`model`, the run's at `step`, on the tasks of `todo` (default: those the table, read
+    again, has no rows of at `step`), then the suite average; each task's rows are appended as
+    it finishes. Returns the metrics written, by task. `stop`, once set, ends it between tasks.
+    """
+    samples, label = step * self.info.plan.global_batch, self.label(step)
+    progress = progress or progress_lib.Progress()
+    if todo is None:  # another process may have evaluated this step since the table was read
+      self.table = results_lib.ResultsFile(self.table.path)
+      todo = [t for t in self.tasks if not self.table.has(self.run_id, samples, t.name)]
+    todo = [t for t in todo if t.name not in self.failed_loads]
+    written: dict[str, dict] = {}
     for task in todo:
+      if stop is not None and stop.is_set():
+        return written
       progress.now(f'{label}: {task.name}')
       start = time.perf_counter()
       try:
@@ -202,7 +241,7 @@ class _Run:
         progress.dropped(label, task.name, reason)
         continue
       try:
-        metrics, captions = task.run(self.model, self.tokenizer, self.image_size, self.batch_size)
+        metrics, captions = task.run(model, self.tokenizer, self.image_size, self.batch_size)
       except Exception as error:
         reason = self.summary.skip(self.workdir, samples, f'task {task.name}', error)
         progress.dropped(label, task.name, reason)
@@ -210,6 +249,7 @@ class _Run:
       # Captions first: the rows mark the task done, so a crash between the two repeats it.
       _write_captions(self.workdir, self.run_id, samples, task.name, captions)
       self._append(step, task.name, metrics)
+      written[task.name] = metrics
       progress.finished(label, task.name, time.perf_counter() - start, metrics)
     zero_shot = [t.name for t in self.tasks if t.kind == tasks_lib.ZERO_SHOT]
     if not self.table.has(self.run_id, samples, AVERAGE_TASK):
@@ -217,7 +257,12 @@ class _Run:
       metrics = average(done)
       if metrics:
         self._append(step, AVERAGE_TASK, metrics)
+        written[AVERAGE_TASK] = metrics
         progress.note(f'{label}: {AVERAGE_TASK} {progress_lib.shown(metrics)}')
+    return written
+
+  def close(self) -> None:
+    self.board.close()
 
   def _append(self, step: int, task: str, metrics: dict) -> None:
     """A task's rows: the results table first (what reruns go by), then TensorBoard."""

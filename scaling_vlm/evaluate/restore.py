@@ -3,7 +3,7 @@
 Each parameter is read with the NamedSharding its logical axis names get from `sharding.RULES`
 on the mesh, so a device only ever holds its own shards (with `fsdp=N` the model width is split
 N ways): models too big for one device evaluate across several. Only the `params` of the train
-state are read, never the optimiser state beside them.
+state are read, never the optimiser state beside them (a parameters-only milestone has none).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from scaling_vlm.train import checkpoints
 
 def _target(saved, shardings, abstract, where: str):
   """The restore target in the checkpoint's own tree layout (string keys, 'value' leaves):
-  each saved array's shape and dtype, with the sharding of the model's parameter there."""
+  each saved array's shape, with the dtype and sharding of the model's parameter there."""
   if isinstance(saved, Mapping) and set(saved) == {'value'}:
     return {'value': _target(saved['value'], shardings, abstract, where)}
   if isinstance(saved, Mapping):
@@ -40,7 +40,9 @@ def _target(saved, shardings, abstract, where: str):
         f'parameter {where} is {tuple(saved.shape)} in the checkpoint but {abstract.shape} in'
         ' the model: the checkpoint is of another model'
     )
-  return jax.ShapeDtypeStruct(saved.shape, saved.dtype, sharding=shardings)
+  # The model's dtype: a milestone kept in bf16 (checkpoint.milestone_state=params_bf16) is
+  # read back as the float32 parameters training holds (orbax casts as it reads).
+  return jax.ShapeDtypeStruct(saved.shape, abstract.dtype, sharding=shardings)
 
 
 def params(abstract_state: nnx.State, state_dir: str, mesh: Mesh) -> nnx.State:

@@ -1,24 +1,39 @@
-"""Orbax checkpoints: milestones kept forever, plus a rolling latest one for resumption.
+"""Orbax checkpoints: milestones kept forever, plus the two latest full states for resumption.
 
 Milestones are the scaling-law points: the samples-seen values the config lists (by default
 a geometric grid, `geometric:N` = N per decade), rounded up to whole steps
-(`scaling_vlm.run.milestone_samples`). Every checkpoint holds the train state and each host's
+(`scaling_vlm.run.milestone_samples`). A full checkpoint holds the train state and each host's
 data-iterator state (grain's handler, one file per process), so a resumed run continues
-sample for sample. Saves are asynchronous: the step loop goes on while orbax writes.
+sample for sample; a milestone that is no branch point holds the parameters alone
+(`storage.milestone_states`), as `{'params': ...}` in its `state` item, which is all that
+evaluation, export and `init.checkpoint` read. Each step records what it keeps in orbax's step
+metadata. Saves are asynchronous: the step loop goes on while orbax writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import re
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from grain import checkpoint as grain_checkpoint
 from orbax.checkpoint import checkpoint_managers
+
+from scaling_vlm.train import storage
+from scaling_vlm.train.storage import FULL, PARAMS_BF16
+
+# Step metadata key: what the step keeps (storage.FULL, PARAMS, PARAMS_BF16).
+STATE_KEY = 'milestone_state'
+# What a step folder without that record or a train state holds: parameters written by
+# `python -m scaling_vlm.convert import`, never a milestone of our training.
+IMPORTED = 'imported'
 
 
 class SaveError(RuntimeError):
@@ -43,14 +58,31 @@ def _describe(error: BaseException) -> str:
   return f'{type(error).__name__}: {text}'
 
 
+@dataclasses.dataclass
+class LatestFull:
+  """Orbax preservation policy: the `n` latest checkpoints among `full` (steps holding the full
+  state, updated as the run saves), so parameters-only milestones never push a resumption
+  point out."""
+
+  n: int
+  full: set[int]
+
+  def should_preserve(self, checkpoints, *, context) -> list[bool]:
+    del context
+    kept = sorted(c.step for c in checkpoints if c.step in self.full)[-self.n :]
+    return [c.step in kept for c in checkpoints]
+
+
 class Checkpoints:
   """The run's checkpoint directory. Steps index checkpoints; samples = step x batch.
 
-  Besides the milestones it keeps the two latest checkpoints: a step whose parameters have
-  exploded while still finite would otherwise replace the only one to resume from.
+  Besides the milestones it keeps the two latest full-state checkpoints: a step whose
+  parameters have exploded while still finite would otherwise replace the only one to resume
+  from. `states` says what each milestone keeps (`storage.milestone_states`; FULL where it
+  says nothing); a finished run deletes everything but its milestones (`close`).
   """
 
-  ROLLING = 2
+  ROLLING = storage.ROLLING
 
   def __init__(
       self,
@@ -58,12 +90,15 @@ class Checkpoints:
       milestone_steps: list[int],
       async_save: bool = True,
       create: bool = True,
+      states: Mapping[int, str] | None = None,
   ):
     self.directory = os.path.abspath(directory)
     self.milestone_steps = set(milestone_steps)
+    self.states = dict(states or {})
+    self.full: set[int] = set()  # steps holding the full state; the policy reads it
     policy = checkpoint_managers.AnyPreservationPolicy(
         [
-            checkpoint_managers.LatestN(self.ROLLING),
+            LatestFull(self.ROLLING, self.full),
             checkpoint_managers.CustomSteps(milestone_steps),
         ]
     )
@@ -74,12 +109,39 @@ class Checkpoints:
             preservation_policy=policy, enable_async_checkpointing=async_save, create=create
         ),
     )
+    self.full.update(s for s in self.manager.all_steps() if self._has_data(s))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
+
+  def resume_steps(self) -> list[int]:
+    """The steps holding the full state, in order: those a run can resume from."""
+    return sorted(s for s in self.manager.all_steps() if s in self.full)
+
+  def kept(self, step: int) -> str:
+    """What the checkpoint at `step` holds: FULL, PARAMS or PARAMS_BF16 as the trainer saved it
+    (checkpoints saved before the record existed were all full), or IMPORTED."""
+    if self._has_data(step):
+      return FULL
+    if not os.path.isfile(os.path.join(self.directory, str(step), '_CHECKPOINT_METADATA')):
+      return IMPORTED  # written by a plain checkpointer: orbax would warn that it has no record
+    # Orbax warns, through absl, that it has no handler for the `state` item whose metadata it
+    # also reads; the step's record is all that is wanted here.
+    absl = logging.getLogger('absl')
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+      custom = self.manager.metadata(step).custom_metadata or {}
+    finally:
+      absl.setLevel(level)
+    return custom.get(STATE_KEY, IMPORTED)
+
+  def _has_data(self, step: int) -> bool:
+    """Whether the step holds a data-iterator state: only full checkpoints do."""
+    return os.path.isdir(os.path.join(self.directory, str(step), 'data'))
 
   @contextlib.contextmanager
   def _writing(self):
@@ -93,18 +155,27 @@ class Checkpoints:
           'run the same command again to resume.'
       ) from None
 
-  def save(self, step: int, state, data_iterator) -> None:
+  def save(self, step: int, state, data_iterator, resume_point: bool = True) -> None:
     """Starts saving `step` (in the background with async_save); a previous save that
-    failed raises SaveError here."""
-    with self._writing():
-      self.manager.save(
-          step,
-          args=ocp.args.Composite(
-              state=ocp.args.StandardSave(state),
-              data=grain_checkpoint.CheckpointSave(data_iterator),
-          ),
-          force=True,
+    failed raises SaveError here. A `resume_point` (a rolling or preemption save) keeps the
+    full state; otherwise the step keeps what `states` says."""
+    keep = FULL if resume_point else self.states.get(step, FULL)
+    if step in self.manager.all_steps():
+      # A resumed run repeats the steps after its last full state, and with them the
+      # parameters-only milestones it saved before: the same parameters (resuming is exact).
+      if keep != FULL or step in self.full:
+        return
+      self.manager.delete(step)  # preempted there: the full state replaces the parameters
+    if keep == FULL:
+      self.full.add(step)  # before saving: the preservation policy runs in `save`
+      args = ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=grain_checkpoint.CheckpointSave(data_iterator)
       )
+    else:
+      params = _bf16(state.params) if keep == PARAMS_BF16 else state.params
+      args = ocp.args.Composite(state=ocp.args.StandardSave({'params': params}))
+    with self._writing():
+      self.manager.save(step, args=args, force=True, custom_metadata={STATE_KEY: keep})
 
   def check(self) -> None:
     """Raises SaveError if the last background save has failed (once it is over: this never
@@ -129,13 +200,25 @@ class Checkpoints:
     restored = self.manager.restore(step, args=ocp.args.Composite(**args))
     return restored['state']
 
-  def close(self) -> None:
-    """Waits for the last save; raises SaveError if it failed."""
+  def close(self, finished: bool = False) -> None:
+    """Waits for the last save; raises SaveError if it failed. A `finished` run never resumes,
+    so its checkpoints other than the milestones are deleted once the last one is on disk."""
     try:
       with self._writing():
         self.manager.wait_until_finished()
+      if finished:
+        for step in self.all_steps():
+          if step not in self.milestone_steps:
+            self.manager.delete(step)
     finally:
       self.manager.close()
+
+
+def _bf16(params):
+  """Floating parameters rounded to bfloat16 (on the device, dispatched like a step)."""
+  return jax.tree.map(
+      lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x, params
+  )
 
 
 def abstract_like(state):
@@ -167,12 +250,13 @@ def to_pure(tree):
 
 
 def read_params(path: str) -> dict:
-  """The parameters alone in one checkpoint's `state` directory (a trained run's or an
-  imported one), as host numpy arrays in nnx's pure-dict layout: what export and
-  `init.checkpoint` read, never the optimiser state beside them."""
+  """The parameters alone in one checkpoint's `state` directory (a trained run's, full or
+  parameters-only, or an imported one), as float32 host numpy arrays in nnx's pure-dict layout:
+  what export and `init.checkpoint` read, never the optimiser state beside them."""
   checkpointer = ocp.PyTreeCheckpointer()
   item = {'params': checkpointer.metadata(path).item_metadata['params']}
-  as_numpy = ocp.RestoreArgs(restore_type=np.ndarray)  # no device copy
+  # No device copy; float32 as training holds them, whatever the milestone stored (bf16).
+  as_numpy = ocp.RestoreArgs(restore_type=np.ndarray, dtype=np.float32)
   restored = checkpointer.restore(
       path,
       args=ocp.args.PyTreeRestore(

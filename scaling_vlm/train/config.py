@@ -70,7 +70,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.init = dict(checkpoint='')
   c.loss = dict(contrastive='softmax', contrastive_weight=1.0, caption_weight=2.0)
   c.mesh = dict(data=-1, fsdp=1, tensor=1)
-  c.checkpoint = dict(milestones='geometric:8', latest_every_steps=1000, async_save=True)
+  c.checkpoint = dict(
+      milestones='geometric:8',
+      latest_every_steps=1000,
+      async_save=True,
+      milestone_state='params',
+      branch_points='auto',
+  )
+  c.eval = dict(tasks='', every='milestones', synthetic_size=1000, batch_size=256, background=True)
   c.log = dict(
       every_steps=50,
       tensorboard=True,
@@ -147,6 +154,25 @@ DOCS = {
     'checkpoint.milestones': 'Checkpoints kept for good, at these samples seen (law points).',
     'checkpoint.latest_every_steps': 'Steps between rolling checkpoints (the two latest are kept).',
     'checkpoint.async_save': 'Write checkpoints in the background while training goes on.',
+    'checkpoint.milestone_state': (
+        'What a milestone keeps: the parameters (in bf16 with params_bf16) or the full train '
+        'state; branch points and the rolling checkpoints always keep the full state.'
+    ),
+    'checkpoint.branch_points': (
+        'Milestones a cooldown may branch from, kept with the full state: auto (every milestone'
+        ' of a const run, none otherwise), none, or counts.'
+    ),
+    'eval.tasks': (
+        "Tasks scored during training into WORKDIR/results.csv, as evaluate's --tasks, "
+        'comma-separated; empty: none.'
+    ),
+    'eval.every': "When: 'milestones' (at each milestone checkpoint) or every this many samples.",
+    'eval.synthetic_size': "Images per synthetic task, as evaluate's --synthetic_size.",
+    'eval.batch_size': "Evaluation batch, as evaluate's --batch_size.",
+    'eval.background': (
+        'Evaluate a copy of the parameters in a thread while training goes on (False: between '
+        'steps, without the copy).'
+    ),
     'log.every_steps': 'Steps between metrics rows and progress lines.',
     'log.tensorboard': 'Also write TensorBoard events under WORKDIR/tensorboard (tensorboardX).',
     'log.wandb': 'Also log to Weights & Biases (pip install wandb).',
@@ -203,6 +229,8 @@ RANGES = (
     ('data.seed', lambda v: v >= 0, '>= 0'),
     ('data.caption_noise', lambda v: 0 <= v < 1, 'in [0, 1)'),
     ('checkpoint.latest_every_steps', lambda v: v >= 1, '>= 1 (steps)'),
+    ('eval.synthetic_size', lambda v: v >= 1, '>= 1'),
+    ('eval.batch_size', lambda v: v >= 1, '>= 1'),
     ('log.every_steps', lambda v: v >= 1, '>= 1 (steps)'),
     ('mesh.data', lambda v: v == -1 or v >= 1, '-1 (every device) or >= 1'),
     ('mesh.fsdp', lambda v: v >= 1, '>= 1'),
@@ -222,6 +250,7 @@ CHOICES = {
     'model.init': ('scaling_vlm.models.config', 'INITS'),
     'xla.gpu_flags': ('scaling_vlm.train.xla_flags', 'PRESETS'),
     'log.wandb_mode': ('scaling_vlm.train.wandb_log', 'MODES'),
+    'checkpoint.milestone_state': ('scaling_vlm.train.storage', 'MILESTONE_STATES'),
     'data.source': ('scaling_vlm.data.sources', 'SOURCES'),
     'data.tokenizer': ('scaling_vlm.data.sources', 'TOKENIZERS'),
     'optim.schedule': ('scaling_vlm.train.schedules', 'SCHEDULES'),
@@ -242,6 +271,9 @@ FORMATS = {
     'cooldown.start': "'' or a count, a milestone of the parent",
     'init.checkpoint': "'', DIR, DIR:STEP, or an open_clip .safetensors/.pt file",
     'checkpoint.milestones': "'geometric:N' (N per decade of samples) or counts '1M,2.5M'",
+    'checkpoint.branch_points': "'auto', 'none', or counts '10M,20M', each a milestone",
+    'eval.tasks': "'' or task specs 'synthetic/colour,zeroshot:NAME=FOLDER' (evaluate --help)",
+    'eval.every': "'milestones' or a count of samples: 1M, 500k (at least one global batch)",
     'log.wandb_project': 'a W&B project name',
     'log.wandb_entity': "'' or a W&B user or team",
 }
@@ -293,14 +325,45 @@ def validate(config: ml_collections.ConfigDict) -> None:
         'workdir) and cooldown.start (samples seen at the branch point).'
     )
   from scaling_vlm import run  # pylint: disable=import-outside-toplevel  # run imports this
+  from scaling_vlm.train import storage  # pylint: disable=import-outside-toplevel  # likewise
 
-  run.RunPlan.from_config(config)  # steps, warmup and milestones that can be
+  plan = run.RunPlan.from_config(config)  # steps, warmup and milestones that can be
+  storage.branch_steps(config, plan)  # branch points that are milestones
+  eval_every(config, plan)
   # A zoo name (unknown names list close matches), a model file, or model.custom's numbers.
   registry.lookup(config.model.name, config.model.custom)
   # Registries that bring JAX come last in CHOICES: the common mistakes are reported first.
   for key in CHOICES:
     _choice(config, key, choices(key))
   _check_performance_switches(config)
+  if eval_specs(config):  # their syntax; the evaluation modules bring JAX, so last
+    from scaling_vlm.evaluate import tasks  # pylint: disable=import-outside-toplevel
+
+    try:
+      tasks.make_tasks(eval_specs(config), 224, 1, captions=True)  # nothing is loaded
+    except ValueError as error:
+      raise ValueError(f'eval.tasks={config.eval.tasks!r}: {error}') from None
+
+
+def eval_specs(config: ml_collections.ConfigDict) -> list[str]:
+  """`eval.tasks` as the task specs of `python -m scaling_vlm.evaluate --tasks`; [] = none."""
+  tasks = config.get('eval', {}).get('tasks', '')  # runs saved before the key: none
+  return [spec.strip() for spec in tasks.split(',') if spec.strip()]
+
+
+def eval_every(config: ml_collections.ConfigDict, plan) -> int | None:
+  """`eval.every` in samples, None for 'milestones'; ValueError for less than one step of
+  `plan`."""
+  every = str(config.eval.every).strip()
+  if every == 'milestones':
+    return None
+  samples = parse_count(every, 'eval.every')
+  if samples < plan.global_batch:
+    raise ValueError(
+        f'eval.every={every!r} is less than one global batch ({plan.global_batch} samples); '
+        "give more samples, or 'milestones'."
+    )
+  return samples
 
 
 def check_inputs(config: ml_collections.ConfigDict) -> None:
@@ -333,6 +396,10 @@ def missing_inputs(config: ml_collections.ConfigDict, parent: bool = True) -> li
   init = config.init.checkpoint
   if init and not os.path.exists(init_source(init)[0]):
     problems.append(f'init.checkpoint={init!r} does not exist.')
+  for spec in eval_specs(config):  # zeroshot:NAME=FOLDER, retrieval:..., tfds:...=FOLDER
+    folder = spec.partition('=')[2]
+    if folder and not os.path.exists(folder):
+      problems.append(f'eval.tasks: {spec!r} names {folder!r}, which does not exist.')
   folder = config.cooldown.parent
   if (
       parent

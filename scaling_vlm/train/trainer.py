@@ -3,8 +3,9 @@
 `setup` builds what a run trains with (sharded train state, step function, the step's
 learning rates, the data pipeline, the checkpoints) and restores it from the workdir, or
 branches it from a parent run's checkpoint for a cooldown; the benchmarks and tests build
-with it too. `train` is the loop: check the config, write it, step, checkpoint and log until
-the last sample. What a run *is* (its plan, workdir and compute) lives in `scaling_vlm.run`.
+with it too. `train` is the loop: check the config, write it, step, checkpoint, evaluate
+(`evals`) and log until the last sample. What a run *is* (its plan, workdir and compute) lives
+in `scaling_vlm.run`; what its milestones keep, in `storage`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from scaling_vlm import convert, flops, models, run as run_lib, sharding
 from scaling_vlm.convert import runs as convert_runs
 from scaling_vlm.data import pipeline, sources
 from scaling_vlm.train import checkpoints as checkpoints_lib
-from scaling_vlm.train import losses, metrics as metrics_lib, preemption, schedules
-from scaling_vlm.train import step as step_lib, summary, wandb_log, xla_flags
+from scaling_vlm.train import evals as evals_lib, losses, metrics as metrics_lib, preemption
+from scaling_vlm.train import schedules, step as step_lib, storage, summary, wandb_log, xla_flags
 from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, check_inputs
-from scaling_vlm.train.config import resolve_model, validate
+from scaling_vlm.train.config import eval_specs, parse_count, resolve_model, validate
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,10 @@ def setup(
   ckpts, start = None, 0
   if workdir is not None:
     ckpts = checkpoints_lib.Checkpoints(
-        run.workdir.checkpoints, list(plan.milestone_steps), config.checkpoint.async_save
+        run.workdir.checkpoints,
+        list(plan.milestone_steps),
+        config.checkpoint.async_save,
+        states=storage.milestone_states(config, plan),
     )
     state, start = _restore(config, plan, ckpts, state, host, workdir)
   if init is not None and start == 0:
@@ -175,8 +179,13 @@ def setup(
 
 def init_params(config: ml_collections.ConfigDict, workdir: str) -> dict[str, np.ndarray] | None:
   """The parameters a new run starts from (`init.checkpoint`), read and checked against the
-  run's model before anything is built; None when there is none, or the run resumes."""
-  if not config.init.checkpoint or run_lib.Workdir(workdir).saved_steps():
+  run's model before anything is built; None when there is none, or the run resumes (from a
+  full state: parameters-only milestones alone are no place to resume from) or is finished."""
+  folder = run_lib.Workdir(workdir)
+  saved = folder.saved_steps()
+  resumable = any(os.path.isdir(os.path.join(folder.checkpoints, str(s), 'data')) for s in saved)
+  finished = run_lib.RunPlan.from_config(config).total_steps in saved
+  if not config.init.checkpoint or resumable or finished:
     return None
   return convert_runs.init_params(config.init.checkpoint, run_lib.model_config(config))
 
@@ -189,18 +198,24 @@ def _placed(flat: dict[str, np.ndarray], params, scanned: bool):
 
 
 def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainState, int]:
-  """(state, step) to start from: the run's latest checkpoint, a cooldown parent's branch
-  point, or the fresh state at step 0."""
-  start = ckpts.latest_step()
-  if start is not None:
-    if _params_only(run_lib.Workdir(workdir), start):
-      raise ValueError(
-          f'{workdir} holds parameters only (an imported checkpoint, step {start}), nothing to '
-          f'resume; start a new run from it with --config.init.checkpoint={workdir}.'
-      )
-    state = ckpts.restore(start, checkpoints_lib.abstract_like(state), host)
-    log.info('Resumed %s at step %d.', workdir, start)
-    return state, start
+  """(state, step) to start from: the run's latest full-state checkpoint, the end of a finished
+  run, a cooldown parent's branch point, or the fresh state at step 0. A run killed after a
+  parameters-only milestone but before any full state starts over; the milestones it saved
+  are kept (it would save the same parameters again)."""
+  saved = ckpts.all_steps()
+  if saved and all(ckpts.kept(s) == checkpoints_lib.IMPORTED for s in saved):
+    raise ValueError(
+        f'{workdir} holds parameters only (an imported checkpoint, step {max(saved)}), nothing '
+        f'to resume; start a new run from it with --config.init.checkpoint={workdir}.'
+    )
+  if plan.total_steps in saved:  # finished; its last checkpoint may hold the parameters alone
+    log.info('%s is finished: its last checkpoint (step %d) is on disk.', workdir, max(saved))
+    return state, plan.total_steps
+  resume = ckpts.resume_steps()
+  if resume:
+    state = ckpts.restore(resume[-1], checkpoints_lib.abstract_like(state), host)
+    log.info('Resumed %s at step %d.', workdir, resume[-1])
+    return state, resume[-1]
   if plan.cooldown_start is None:
     return state, 0
   parent_dir, branch = run_lib.Workdir(config.cooldown.parent), plan.cooldown_start
@@ -210,23 +225,41 @@ def _restore(config, plan, ckpts, state, host, workdir) -> tuple[step_lib.TrainS
         f'cooldown.start={config.cooldown.start} is step {branch}, but '
         f'{config.cooldown.parent} has checkpoints at steps {saved}.'
     )
-  if _params_only(parent_dir, branch):
+  # Read only: opening a parent never creates it (check_inputs made sure it exists).
+  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
+  if parent.kept(branch) == checkpoints_lib.IMPORTED:
     # An imported checkpoint (a released constant-LR model): its parameters, a fresh
     # optimiser, and the data from the start of our stream (its own order is not ours).
     _, _, flat = convert_runs.read_params(parent_dir.path, branch)
     state = state.replace(params=_placed(flat, state.params, config.model.scan_layers))
-  else:
-    # Read only: opening a parent never creates it (check_inputs made sure it exists).
-    parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
+  else:  # a full state: check_branch_point refused a parameters-only milestone
     state = parent.restore(branch, checkpoints_lib.abstract_like(state), host)
-    parent.close()
+  parent.close()
   log.info('Cooldown branch of %s from step %d.', config.cooldown.parent, branch)
   return state, branch
 
 
-def _params_only(workdir: run_lib.Workdir, step: int) -> bool:
-  """Whether a checkpoint holds parameters alone (an import), not a train state to resume."""
-  return not os.path.isdir(os.path.join(workdir.checkpoints, str(step), 'data'))
+def check_branch_point(config: ml_collections.ConfigDict) -> None:
+  """A cooldown continues its parent's optimiser and data state: a branch point where the
+  parent kept its parameters alone is refused, naming the key that decides it. (An imported
+  parent has no state but its parameters, and a branch starts from those.)"""
+  if config.optim.schedule != 'cooldown':
+    return
+  parent_dir = run_lib.Workdir(config.cooldown.parent)
+  step = parse_count(config.cooldown.start, 'cooldown.start') // config.train.global_batch
+  if step not in parent_dir.saved_steps():
+    return  # _restore names the steps there are (and a resumed branch needs none)
+  parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
+  kept = parent.kept(step)
+  parent.close()
+  if kept in (storage.PARAMS, storage.PARAMS_BF16):
+    raise ValueError(
+        f'cooldown.start={config.cooldown.start} is step {step} of {config.cooldown.parent}, '
+        f'which kept only its parameters there (checkpoint.milestone_state={kept!r}), and a '
+        'branch continues the optimiser and data state: train the parent with '
+        f'--config.checkpoint.branch_points listing {config.cooldown.start} (or '
+        'checkpoint.milestone_state=full).'
+    )
 
 
 def check(config: ml_collections.ConfigDict) -> Mesh:
@@ -235,7 +268,13 @@ def check(config: ml_collections.ConfigDict) -> Mesh:
   Returns the mesh; raises ValueError naming what is wrong."""
   validate(config)  # and the step plan
   check_inputs(config)
+  check_branch_point(config)
   wandb_log.check(config)
+  if eval_specs(config) and jax.process_count() > 1:
+    raise ValueError(
+        f'eval.tasks evaluates within one process, but this run has {jax.process_count()}; '
+        "set eval.tasks='' and evaluate its milestones with python -m scaling_vlm.evaluate."
+    )
   mesh = sharding.make_mesh(**config.mesh)
   check_batch_fits_mesh(config, mesh)
   check_devices(config, jax.devices()[0].platform)
@@ -246,7 +285,8 @@ def claim_config(config: ml_collections.ConfigDict, workdir: run_lib.Workdir) ->
   """Resuming with a different config is an error, not a surprise. A workdir whose config.json
   has no checkpoint beside it holds a start that never got going (it failed or was killed
   before its first save): this config replaces it."""
-  changed = workdir.config_conflicts(config)
+  # What is evaluated during training changes nothing trained: a resumed run may change it.
+  changed = [key for key in workdir.config_conflicts(config) if not key.startswith('eval.')]
   if changed and workdir.saved_steps():
     raise ValueError(
         f'{workdir.path} holds a run with another config (differs in: '
@@ -255,7 +295,7 @@ def claim_config(config: ml_collections.ConfigDict, workdir: run_lib.Workdir) ->
 
 
 def _non_finite(step: int, ckpts: checkpoints_lib.Checkpoints) -> NonFiniteError:
-  steps = sorted(s for s in ckpts.all_steps() if s < step)
+  steps = [s for s in ckpts.resume_steps() if s < step]
   if not steps:
     where = 'no checkpoint was saved before it'
   elif len(steps) == 1:
@@ -302,15 +342,24 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       log.info('%s (ready in %.1f s)', summary.data(config, parts.source), ready)
     if primary and (not folder.has_config() or folder.config_conflicts(config)):
       folder.write_config(config)  # the run starts now
+    evals = evals_lib.TrainingEvals(config, parts.run, mesh, parts.graphdef)
     try:
-      return _loop(config, parts, workdir)
+      return _loop(config, parts, workdir, evals)
     except checkpoints_lib.SaveError:
       parts.checkpoints.abandon()  # stop the background writers; the error says the rest
       raise
+    finally:
+      evals.close(stop=True)  # at once after an error; _loop closed it after a good end
 
 
-def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) -> dict:
-  """Steps from `parts.start_step` to the end (or a preemption), logging and checkpointing."""
+def _loop(
+    config: ml_collections.ConfigDict,
+    parts: Components,
+    workdir: str,
+    evals: evals_lib.TrainingEvals,
+) -> dict:
+  """Steps from `parts.start_step` to the end (or a preemption), logging, checkpointing and
+  evaluating."""
   plan, state, batches, ckpts = parts.plan, parts.state, parts.batches, parts.checkpoints
   writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, parts.start_step, config)
   peak = flops.peak_flops(jax.devices()[0])
@@ -320,7 +369,9 @@ def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) ->
   logged: dict = {}
   window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
   all_finite = True
-  step = parts.start_step
+  step, preempted = parts.start_step, False
+  if step:
+    evals.catch_up()  # a resumed run's milestones that missed their evaluation
   with jax.set_mesh(parts.mesh):
     while step < plan.total_steps:
       wait_start = time.perf_counter()
@@ -340,13 +391,11 @@ def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) ->
       window_steps += 1
       preempted = preemption.reached(step)
       final = step == plan.total_steps
-      save = (
-          final
-          or preempted
-          or step in plan.milestone_steps
-          or (step % config.checkpoint.latest_every_steps == 0)
-      )
-      if save or step % config.log.every_steps == 0:
+      rolling = step % config.checkpoint.latest_every_steps == 0
+      save = final or preempted or rolling or step in plan.milestone_steps
+      evaluate = evals.due(step)
+      # An evaluation, as a save, needs finite parameters: the check waits for this step.
+      if save or evaluate or step % config.log.every_steps == 0:
         if not bool(all_finite):
           ckpts.close()
           raise _non_finite(step, ckpts)
@@ -364,14 +413,19 @@ def _loop(config: ml_collections.ConfigDict, parts: Components, workdir: str) ->
         }
         if peak:
           logged['perf/mfu'] = train_flops * samples_per_s / (peak * jax.device_count())
+        if evals.steps:
+          logged.update(evals.metrics())
         writer.write(step, logged)
         log.info('step %d | %s', step, metrics_lib.progress_line(logged, total_samples))
         window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
-      if save:
-        ckpts.save(step, state, parts.host)
+      if save:  # a rolling or preemption save is a resumption point: the full state
+        ckpts.save(step, state, parts.host, resume_point=rolling or preempted)
+      if evaluate:  # after the save: both read the parameters before the next step donates them
+        evals.start(step, state.params)
       if preempted:
         log.warning('Preempted at step %d; checkpoint saved, exiting.', step)
         break
-  ckpts.close()
+  evals.close(stop=preempted)  # the last evaluation's rows, unless the run must exit now
+  ckpts.close(finished=step == plan.total_steps)
   writer.close()
   return logged
