@@ -84,13 +84,66 @@ def test_the_report_says_where_a_frontier_without_a_check_ends():
   )
 
 
+def test_comparisons_set_procedures_apart_by_one_thing():
+  assert plan.comparisons(['clip', 'mammut', 'clip_noisy', 'climp']) == [
+      ('clip', 'mammut'),  # architecture, same data
+      ('clip', 'clip_noisy'),  # data, same architecture
+      ('clip', 'climp'),
+      ('mammut', 'climp'),
+  ]  # never mammut vs clip_noisy: two things differ
+
+
+def test_the_noisy_procedure_trains_clip_on_the_noisy_world_under_its_own_names():
+  runs = {r.name: r for r in plan.make_runs(plan.FULL)}
+  noisy = [r for name, r in runs.items() if name.startswith('noisy_')]
+  assert noisy and all(r.config.data.caption_noise == 0.5 for r in noisy)
+  assert all(r.config.model.name.startswith('tiny-') for r in noisy)  # CLIP's own models
+  assert all(r.config.data.caption_noise == 0 for n, r in runs.items() if 'noisy' not in n)
+  assert 'noisy_tiny-4-const-8000' not in runs  # left out for time
+  # A second seed of each procedure's cheapest run, and nothing else differs.
+  replicate, original = runs['tiny-1-const-8000-replicate'], runs['tiny-1-const-8000']
+  assert (replicate.config.train.seed, replicate.config.data.seed) == (1000, 1000)
+  replicate.config.train.seed = replicate.config.data.seed = 0
+  assert replicate.config.to_dict() == original.config.to_dict()
+  assert {n for n in runs if n.endswith('-replicate')} == {
+      'tiny-1-const-8000-replicate',
+      'mammut_tiny-1-const-8000-replicate',
+      'noisy_tiny-1-const-8000-replicate',
+  }
+
+
+def _entry(p_at_max):
+  pair = dict(
+      a='clip',
+      b='mammut',
+      p_a_beats_b_at_max=p_at_max,
+      p_a_beats_b_at_10x=0.5,
+      crossover=dict(point=None, share_crossing=0.1),
+      seed_noise='seed noise included',
+  )
+  return dict(x_max=1e3, pairs=[pair])
+
+
+def test_a_verdict_needs_ninety_percent_with_seed_noise_in_it():
+  (decided,) = report.verdict(_entry(0.05))
+  assert decided.startswith('- **mammut** beats clip at the largest compute trained')
+  assert 'in 95% of bootstrap replicates (seed noise included)' in decided
+  (undecided,) = report.verdict(_entry(0.85))
+  assert undecided.startswith('- clip vs mammut: **undecided at this budget**: clip is ahead')
+  assert 'in 85% of bootstrap replicates, below the 90%' in undecided
+  assert report.decisions(_entry(0.05)) == {'clip vs mammut': 'mammut'}
+  assert report.decisions(_entry(0.91)) == {'clip vs mammut': 'clip'}
+  assert report.decisions(_entry(0.12)) == {'clip vs mammut': None}
+
+
 def test_a_seed_replicates_the_same_study():
   base, other = plan.make_runs(plan.QUICK), plan.make_runs(plan.QUICK, seed=3)
   assert [r.name for r in base] == [r.name for r in other]
   for a, b in zip(base, other):
-    assert (a.config.train.seed, a.config.data.seed) == (0, 0)
-    assert (b.config.train.seed, b.config.data.seed) == (3, 3)
-    a.config.train.seed = a.config.data.seed = 3
+    offset = plan.REPLICATE_SEED_OFFSET if a.name.endswith('-replicate') else 0
+    assert (a.config.train.seed, a.config.data.seed) == (offset, offset)
+    assert (b.config.train.seed, b.config.data.seed) == (3 + offset, 3 + offset)
+    a.config.train.seed = a.config.data.seed = 3 + offset
     assert a.config.to_dict() == b.config.to_dict()  # nothing else differs
 
 
@@ -127,7 +180,9 @@ def test_figures_and_report_hold_what_they_claim(study):
       assert file.read(8) == b'\x89PNG\r\n\x1a\n'
     assert os.path.getsize(figure) > 10_000
   report = (out / 'report.md').read_text()
-  assert report.startswith('# Mini study: CLIP vs MaMMUT on the synthetic world')
+  assert report.startswith(
+      '# Mini study on the synthetic world: CLIP vs MaMMUT; CLIP vs CLIP on noisy captions'
+  )
   for procedure in plan.DEFAULT_PROCEDURES:
     assert f'| zeroshot_average | {procedure} | E = ' in report
   # The held-out errors listed in the table are the ones the summary averages.
@@ -136,10 +191,18 @@ def test_figures_and_report_hold_what_they_claim(study):
   assert np.mean(np.abs(listed)) / 100 == pytest.approx(
       summary['held_out_mean_abs_relative_error'], abs=1e-3
   )
-  # Each verdict names a winner with its bootstrap share, for every pair of procedures.
-  verdicts = re.findall(r'\*\*(\w+)\*\* beats (\w+) at the largest compute', report)
-  assert len(verdicts) == 2  # one pair, two metrics
-  assert all(w != l and {w, l} == set(plan.DEFAULT_PROCEDURES) for w, l in verdicts)
+  # Each comparison has a verdict per metric: a winner with its bootstrap share, or undecided.
+  decided = re.findall(r'- \*\*(\w+)\*\* beats (\w+) at the largest compute', report)
+  undecided = re.findall(r'- (\w+) vs (\w+): \*\*undecided at this budget\*\*', report)
+  pairs = [frozenset(p) for p in decided + undecided]
+  assert sorted(pairs, key=sorted) == sorted(
+      [frozenset(p) for p in plan.comparisons(plan.DEFAULT_PROCEDURES)] * 2, key=sorted
+  )
+  # The quick study replicates its cheapest runs: the seed noise is measured and used.
+  assert re.search(
+      r'- zeroshot_average: \d+\.\d% per run \(\d+ checkpoints with two seeds\)', report
+  )
+  assert summary['verdicts'].keys() == {'zeroshot_average', 'synthetic/retrieval'}
   assert 'Crossover' in first.stdout
 
 

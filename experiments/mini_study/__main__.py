@@ -1,11 +1,12 @@
 """The paper in miniature: `python -m experiments.mini_study --out DIR [--quick]`.
 
-Trains ladders of tiny CLIP and MaMMUT models (and CLIMP, with `--procedures clip mammut
-climp`) on the synthetic world (constant LR with milestone checkpoints, plus cosine runs to
-check that cheap method), evaluates every milestone, fits scaling laws with held-out points
-and compares the procedures, writing
-`DIR/results.csv`, `DIR/figures/*.png` and `DIR/report.md`. No data, download or
-accelerator needed; rerunning resumes (finished runs and evaluated checkpoints are kept).
+Trains ladders of tiny CLIP and MaMMUT models on the synthetic world, and of CLIP on a
+noisier version of it (and CLIMP, with `--procedures ... climp`): constant LR with milestone
+checkpoints, cosine runs to check that cheap method, and a second seed of the cheapest runs to
+measure seed noise. Evaluates every milestone, fits scaling laws with held-out points and
+compares architectures and datasets, writing `DIR/results.csv`, `DIR/figures/*.png` and
+`DIR/report.md`. No data, download or accelerator needed; rerunning resumes (finished runs and
+evaluated checkpoints are kept).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def main(argv=None) -> int:
       '--procedures',
       nargs='+',
       default=list(plan.DEFAULT_PROCEDURES),
-      choices=plan.PROCEDURES,
-      help=f'architectures to compare (default: {" ".join(plan.DEFAULT_PROCEDURES)})',
+      choices=sorted(plan.PROCEDURES),
+      help=f'procedures to compare (default: {" ".join(plan.DEFAULT_PROCEDURES)})',
   )
   parser.add_argument('--workers', type=int, default=2, help='runs trained at once (default 2)')
   parser.add_argument(
@@ -93,7 +94,11 @@ def main(argv=None) -> int:
       os.path.join(args.out, 'figures'),
   )
   learning_curves = os.path.join(args.out, 'figures', 'learning_curves.png')
-  curves.figure(results, args.procedures, learning_curves)
+  # One line per model: the study's own seed, not the replicates that measure its noise.
+  own_seed = results[results['seed'] == args.seed] if 'seed' in results else results
+  curves.figure(
+      analysis.with_procedure(own_seed, args.procedures), args.procedures, learning_curves
+  )
   timings = {
       f'training + evaluation (wall, {args.workers} workers, this invocation)': trained,
       'training (sum over runs, all invocations)': sum(o.train_s for o in outcomes),
@@ -109,6 +114,8 @@ def main(argv=None) -> int:
       'results': merged,
       'figures': [e['figure'] for e in fits if e['figure']] + [learning_curves],
       'problems': [p for e in fits for p in e['problems']],
+      # 'a vs b' -> winner, or null where undecided at this budget (seed noise included).
+      'verdicts': {e['task']: report.decisions(e) for e in fits},
       'held_out_mean_abs_relative_error': float(sum(errors) / len(errors)) if errors else None,
       'held_out_missing': report.held_out_missing(fits),
       'failed_runs': [o.name for o in outcomes if o.error],

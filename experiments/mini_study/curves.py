@@ -23,6 +23,7 @@ PANELS = (
 
 
 def figure(results: pd.DataFrame, procedures, path: str) -> None:
+  """`results` with a `procedure` column (`analysis.with_procedure`)."""
   const = results[results['lr_schedule'] == 'const']
   fig, axes = plt.subplots(
       len(procedures),
@@ -33,7 +34,7 @@ def figure(results: pd.DataFrame, procedures, path: str) -> None:
       sharey='col',
   )
   for row, procedure in zip(axes, procedures):
-    own = const[const['arch'] == procedure]
+    own = const[const['procedure'] == procedure]
     for ax, (task, metric, chance) in zip(row, PANELS):
       rows = own[(own['task'] == task) & (own['metric'] == metric)]
       for model, curve in rows.sort_values('params').groupby('model', sort=False):

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from scaling_vlm.models import archs
+from experiments.mini_study import plan
+from experiments.mini_study.analysis import DECIDED
 
 
 def _law(fit) -> str:
@@ -59,17 +60,37 @@ def _frontier_ends(analysis: list[dict]) -> list[str]:
 
 
 def verdict(entry: dict) -> list[str]:
+  """A line per comparison: its winner where the bootstrap with seed noise decides it, else
+  'undecided at this budget' -- a winner one seed happened to give is not a finding."""
   lines = []
   for pair in entry['pairs']:
     a, b, p = pair['a'], pair['b'], pair['p_a_beats_b_at_max']
-    winner, share = (a, p) if p >= 0.5 else (b, 1 - p)
+    winner, loser, share = (a, b, p) if p >= 0.5 else (b, a, 1 - p)
+    noise = pair.get('seed_noise', 'seed noise excluded')
+    at_max = f'at the largest compute trained ({entry["x_max"]:.3g} GFLOPs)'
+    if share >= DECIDED:
+      head = f'- **{winner}** beats {loser} {at_max} in {100 * share:.0f}% of bootstrap replicates'
+    else:
+      head = (
+          f'- {a} vs {b}: **undecided at this budget**: {winner} is ahead {at_max} in '
+          f'{100 * share:.0f}% of bootstrap replicates, below the {100 * DECIDED:.0f}% '
+          'a verdict needs'
+      )
     lines.append(
-        f'- **{winner}** beats {a if winner == b else b} at the largest compute trained '
-        f'({entry["x_max"]:.3g} GFLOPs) in {100 * share:.0f}% of bootstrap replicates; '
-        f'{a} beats {b} at 10× that in {100 * pair["p_a_beats_b_at_10x"]:.0f}%. '
-        f'Crossover: {_crossover(pair["crossover"])}.'
+        f'{head} ({noise}); {a} beats {b} at 10× that in '
+        f'{100 * pair["p_a_beats_b_at_10x"]:.0f}%. Crossover: {_crossover(pair["crossover"])}.'
     )
   return lines
+
+
+def decisions(entry: dict) -> dict[str, str | None]:
+  """'a vs b' -> the winner, or None where undecided: what replicate studies must agree on."""
+  out = {}
+  for pair in entry['pairs']:
+    p = pair['p_a_beats_b_at_max']
+    winner = pair['a'] if p >= DECIDED else pair['b'] if 1 - p >= DECIDED else None
+    out[f'{pair["a"]} vs {pair["b"]}'] = winner
+  return out
 
 
 def write(
@@ -82,8 +103,9 @@ def write(
     budget,
     learning_curves: str,
 ) -> None:
-  compared = ' vs '.join(archs.ARCHS[p].title for p in procedures)
-  out = [f'# Mini study: {compared} on the synthetic world', '']
+  titles = {p: plan.PROCEDURES[p].title for p in procedures}
+  compared = '; '.join(f'{titles[a]} vs {titles[b]}' for a, b in plan.comparisons(procedures))
+  out = [f'# Mini study on the synthetic world: {compared}', '']
   out += [
       f'{len(runs)} runs on the synthetic world at batch {budget.global_batch} (listed at the '
       'end): constant-LR ladders evaluated at every milestone, cosine runs at their end; the '
@@ -114,6 +136,25 @@ def write(
         *(f'- {line}' for line in _frontier_ends(analysis)),
         '',
     ]
+  out += ['## Seed noise', '']
+  out += [
+      'A second seed of the cheapest runs measures how far the seed alone moves a run: the '
+      'standard deviation of log(error) between seeds at one checkpoint. Every bootstrap '
+      'replicate draws the replicated runs among their seeds and moves each run trained once by '
+      'that much (one draw per run), so the shares above include seed noise. Measured on the '
+      'smallest models, where colour is not learned yet; larger runs can move more with the '
+      'seed (experiments/mini_study/NOTES.md).',
+      '',
+  ]
+  for entry in analysis:
+    noise = entry['seed_noise']
+    measured = (
+        f'{100 * noise["sigma"]:.1f}% per run ({noise["checkpoints"]} checkpoints with two seeds)'
+        if noise['checkpoints']
+        else 'not measured (no run has a second seed): intervals exclude seed noise'
+    )
+    out.append(f'- {entry["task"]}: {measured}')
+  out += ['']
   out += ['## Fitted laws (error E vs compute C in GFLOPs)', '']
   out += [
       '| task | procedure | law | frontier points | held-out rel. error |',
