@@ -235,6 +235,7 @@ CLIP_MATCHES = [
     ('climp_ViT-S-16', 'ViT-S-16'),
     ('climp_ViT-B-16', 'ViT-B-16'),
     ('climp_ViT-L-14', 'ViT-L-14'),
+    ('climp_ViT-H-14', 'ViT-H-14'),
 ] + [(f'climp_tiny-{i}', f'tiny-{i}') for i in range(1, 6)]
 
 
@@ -254,6 +255,14 @@ def test_parameters_match_the_clip_of_the_same_name(climp, clip):
       b.text.context_length,
       b.text.vocab_size,
   )
+
+
+def test_climp_vit_h_14_count():
+  # 32 VSS vision blocks as ViT-H-14's, and 48 Mamba text blocks: 985.69M against 986.11M.
+  config = models.get_config('climp_ViT-H-14', scan_layers=True)
+  assert models.count_params(models.abstract(config)) == 985_692_161
+  assert (config.vision.layers, config.text.layers, config.vision.patch_size) == (32, 48, 14)
+  assert (config.vision.width, config.text.width, config.embed_dim) == (1280, 1024, 1024)
 
 
 def test_every_parameter_has_logical_axis_names():

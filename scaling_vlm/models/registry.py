@@ -53,6 +53,7 @@ _CLIMP = (
     ('ViT-S-16', 22, 16),
     ('ViT-B-16', 22, 16),
     ('ViT-L-14', 23, 16),
+    ('ViT-H-14', 48, 16),
     # At widths 32-128, Mamba's N = 16 would make the per-direction B and C projections
     # (2N per channel) outweigh the attention they replace; N = 8 keeps the budgets matched.
     ('tiny-1', 3, 8),
