@@ -12,6 +12,12 @@ can be fitted without a model in sight. From the shell:
     python -m fitting plot --results results.parquet --task imagenet1k --by arch --out laws.png
     python -m fitting optimal --results results.parquet --task imagenet1k --where arch=clip \
         --quantity samples_seen params
+    python -m fitting paper --results all_results.csv.gz \
+        --parquet segmentation_results.parquet --out paper_report/
+
+`paper` refits every law of the paper's figure scripts (`fitting.paper_groups`) from its
+released files and writes a report with bootstrap intervals, crossover intervals, P(A beats
+B), held-out checks and the constant-LR vs cosine agreement.
 
 From Python: `points = eligible_points(read_results(path), 'imagenet1k', 'acc1')`, then
 `fit_procedure(points, where=dict(arch='clip'), heldout_threshold=1e10, bootstrap=1000)` for

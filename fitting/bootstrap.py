@@ -20,6 +20,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from fitting import executables
 from fitting import frontier as frontier_lib
 from fitting import solver
 
@@ -29,11 +30,6 @@ GRID_STARTS = 15
 @functools.partial(jax.jit, static_argnames='form')
 def _predict_grid(form, thetas, x):
   return jax.vmap(form.predict, in_axes=(0, None))(thetas, x)
-
-
-@functools.partial(jax.jit, static_argnames='form')
-def _predict_each(form, thetas, x):
-  return jax.vmap(lambda t, v: form.predict(t, v[None])[0])(thetas, x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,14 +63,9 @@ class Bootstrap:
     # Padded to a bucket of lengths: one compiled program serves every x of similar length.
     padded = np.pad(x, (0, solver.bucket(len(x)) - len(x)), constant_values=1.0)
     with jax.enable_x64(True):
-      out = _predict_grid(self.fit.form, self.thetas, padded)
+      thetas = np.asarray(self.thetas, np.float64)
+      out = executables.call('predict_grid', _predict_grid, self.fit.form, thetas, padded)
       return np.asarray(out)[:, : len(x)]
-
-  def predict_each(self, x, n: int) -> np.ndarray:
-    """Replicate i's prediction at x[i], for the first n replicates: [n]."""
-    with jax.enable_x64(True):
-      x = np.asarray(x, np.float64)
-      return np.asarray(_predict_each(self.fit.form, self.thetas[:n], x))
 
   def prediction_interval(self, x, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile band of the prediction at each x: a `level` interval, labelled as such."""
@@ -100,25 +91,38 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
   return np.nanpercentile(values, tail, axis=0), np.nanpercentile(values, 100 - tail, axis=0)
 
 
-def _solve(fit: solver.Fit, x, y, w, grid_starts: int) -> np.ndarray:
-  x, y, w = solver.pad(x, y, w)
+def _solve(fit: solver.Fit, x, y, w, grid_starts: int, width: int) -> np.ndarray:
+  if fit.loss == 'log' and fit.form.log_lstsq is not None:  # exact, as `solver.fit` takes it
+    return fit.form.log_lstsq(np.log(x), y, w)
+  x, y, w = solver.pad(x, y, w, width)
   grid = fit.form.from_natural(fit.form.start_grid())
   stride = max(1, len(grid) // grid_starts)
   starts = np.concatenate([fit.theta[None], grid[::stride][:grid_starts]])
   with jax.enable_x64(True):
-    thetas, _ = solver.solve_replicates(fit.form, starts, np.log(x), y, w, loss=fit.loss)
+    thetas, _ = executables.call(
+        'replicates', solver.solve_replicates, fit.form, starts, np.log(x), y, w, loss=fit.loss
+    )
     return np.asarray(thetas)
 
 
 def resample_points(
-    fit: solver.Fit, x, y, n: int = 1000, seed: int = 0, grid_starts: int = GRID_STARTS
+    fit: solver.Fit,
+    x,
+    y,
+    n: int = 1000,
+    seed: int = 0,
+    grid_starts: int = GRID_STARTS,
+    width: int = 0,
 ) -> Bootstrap:
-  """Bootstrap over the fitted points themselves (the frontier, held fixed)."""
+  """Bootstrap over the fitted points themselves (the frontier, held fixed).
+
+  `width` pads every replicate to at least that many points (`solver.pad`).
+  """
   x, y = solver.check_data(fit.form, x, y)
   rng = np.random.default_rng(seed)
   counts = rng.multinomial(len(x), np.full(len(x), 1 / len(x)), size=n).astype(np.float64)
   xs, ys = np.broadcast_to(x, counts.shape), np.broadcast_to(y, counts.shape)
-  thetas = _solve(fit, xs, ys, counts, grid_starts)
+  thetas = _solve(fit, xs, ys, counts, grid_starts, width)
   return Bootstrap(fit, thetas, seed, n_distinct=np.sum(counts > 0, axis=1))
 
 
@@ -134,6 +138,7 @@ def resample_runs(
     configs=None,
     seed_noise: str = 'excluded: one seed per run',
     run_noise: float = 0.0,
+    width: int = 0,
 ) -> Bootstrap:
   """Bootstrap over runs: draw runs with replacement, take each replicate's own frontier.
 
@@ -150,6 +155,8 @@ def resample_runs(
   runs) to runs trained with one seed: each replicate multiplies such a run's errors by
   exp(run_noise · z), one standard normal z per run, since a seed moves a whole run, not its
   checkpoints one by one.
+
+  `width` pads every replicate's frontier to at least that many points (`solver.pad`).
   """
   if run_noise < 0:
     raise ValueError(f'run_noise must be >= 0 (a relative standard deviation), got {run_noise}')
@@ -178,15 +185,15 @@ def resample_runs(
     idx = np.flatnonzero(np.isin(run_of_point, drawn))
     front = idx[frontier(x[idx], y_drawn[idx])]
     fronts.append((front, y_drawn[front]))
-  width = max(len(f) for f, _ in fronts)
-  xs = np.full((n, width), x[0])
-  ys = np.full((n, width), y[0])
-  ws = np.zeros((n, width))
+  longest = max(len(f) for f, _ in fronts)
+  xs = np.full((n, longest), x[0])
+  ys = np.full((n, longest), y[0])
+  ws = np.zeros((n, longest))
   for i, (f, errors) in enumerate(fronts):
     xs[i, : len(f)], ys[i, : len(f)], ws[i, : len(f)] = x[f], errors, 1.0
   return Bootstrap(
       fit,
-      _solve(fit, xs, ys, ws, grid_starts),
+      _solve(fit, xs, ys, ws, grid_starts, width),
       seed,
       n_distinct=np.array([len(f) for f, _ in fronts]),
       resampled='runs',

@@ -1,7 +1,9 @@
-"""`python -m fitting fit|compare|plot|optimal`: scaling laws from a results table.
+"""`python -m fitting fit|compare|plot|optimal|paper`: scaling laws from a results table.
 
-Every subcommand reads a table, keeps one task/metric's points that pass the paper's
-filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier and fits it.
+Every subcommand but `paper` reads a table, keeps one task/metric's points that pass the
+paper's filters, selects procedures with --where COLUMN=VALUE, takes each one's frontier and
+fits it; `paper` refits every group of laws of the paper from its released files into a
+report (`fitting.paper`).
 The fitting is `fitting.procedure`'s; this shell only turns flags into its arguments, prints
 a readable report (`fitting.text`) and writes the JSON with --json. Compiled solver programs
 are kept in a persistent cache between runs (`fitting.cache`; --no-compile-cache).
@@ -18,7 +20,7 @@ import sys
 import numpy as np
 
 from fitting import annealing, cache, checks, compare, filters, forms, optimal, procedure
-from fitting import paper, report, schedules, solver, table, text
+from fitting import paper, paper_groups, report, schedules, solver, table, text
 
 READERS = {
     'ours': table.read_results,
@@ -93,15 +95,13 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
       metavar='X',
       help='fit only frontier points with x <= X and report predictions for those above',
   )
-  add('--bootstrap', type=int, default=0, metavar='N', help='bootstrap replicates (default 0)')
+  _bootstrap_flags(add, 0, 'bootstrap replicates (default 0)')
   add(
       '--resample',
       choices=procedure.RESAMPLES,
       default='runs',
       help='bootstrap over runs before the frontier, or frontier points (default runs)',
   )
-  add('--seed', type=int, default=0, help='bootstrap seed (default 0)')
-  add('--level', type=float, default=0.95, help='interval coverage (default 0.95)')
   add(
       '--json',
       type=pathlib.Path,
@@ -109,12 +109,60 @@ def _data_flags(parser: argparse.ArgumentParser, task_required: bool = True) -> 
       metavar='PATH',
       help="write every result as JSON to PATH ('-': to stdout, instead of the report)",
   )
+  _cache_flag(add)
+
+
+def _bootstrap_flags(add, replicates: int, help_text: str) -> None:
+  add('--bootstrap', type=int, default=replicates, metavar='N', help=help_text)
+  add('--seed', type=int, default=0, help='bootstrap seed (default 0)')
+  add('--level', type=float, default=0.95, help='interval coverage (default 0.95)')
+
+
+def _cache_flag(add) -> None:
   add(
       '--no-compile-cache',
       action='store_true',
       help=f'do not keep compiled solver programs between runs (default: kept in'
       f' {cache.default_dir()}; {cache.ENV}=off or =DIR does the same or moves it)',
   )
+
+
+def _paper_flags(parser: argparse.ArgumentParser) -> None:
+  add = parser.add_argument
+  add('--results', required=True, help="the paper's all_results.csv.gz (its wide CSV)")
+  add(
+      '--parquet',
+      default=None,
+      help="the paper's segmentation_results.parquet, for the ADE20K group (skipped without)",
+  )
+  add('--out', type=pathlib.Path, required=True, help='directory for the report, tables, figures')
+  add(
+      '--groups',
+      nargs='*',
+      default=None,
+      metavar='NAME',
+      help=f'only these groups (default: all): {", ".join(paper_groups.GROUP_NAMES)}',
+  )
+  _bootstrap_flags(
+      add, 1000, 'bootstrap replicates per law, frontier points resampled (default 1000; 0: none)'
+  )
+  add(
+      '--at',
+      type=float,
+      nargs='*',
+      default=[1e11, 1e12],
+      metavar='X',
+      help='compute (GFLOPs) for P(A beats B) and the predictions (default 1e11 1e12)',
+  )
+  add(
+      '--heldout-threshold',
+      type=float,
+      default=1e10,
+      metavar='X',
+      help='held-out check: fit frontier points up to X, predict those above (default 1e10)',
+  )
+  _cache_flag(add)
+  parser.set_defaults(json=None)  # `_emit` writes --json where a command has it
 
 
 # Columns whose values are different procedures: a command must select or compare them,
@@ -378,7 +426,7 @@ def parser() -> argparse.ArgumentParser:
       default=['samples_seen'],
       help='frontier columns to fit against x (default samples_seen; params too)',
   )
-  paper.add_flags(
+  _paper_flags(
       sub.add_parser(
           'paper',
           help="the paper's whole analysis",

@@ -1,4 +1,5 @@
-"""Compiled solver programs saved whole, so that a process with a warm cache skips tracing too.
+"""Compiled programs (the solver's, the bootstrap's, the crossover search) saved whole, so
+that a process with a warm cache skips tracing too.
 
 JAX's persistent cache (`fitting.cache`) spares a new process the compile, but not tracing and
 lowering each program to find its cache key; for the solver's Levenberg–Marquardt loop that
@@ -23,8 +24,10 @@ import tempfile
 import jax
 from jax.experimental import serialize_executable
 
+from fitting import forms
+
 # The modules whose code a saved executable runs: an edit to any of them is a new key.
-_SOURCES = ('solver.py', 'forms.py', 'executables.py')
+_SOURCES = ('solver.py', 'bootstrap.py', 'compare.py', 'forms.py', 'executables.py')
 _directory: pathlib.Path | None = None  # set by `use`; None: every program is jitted
 _loaded: dict[str, object] = {}  # key -> executable, for the life of the process
 
@@ -58,9 +61,18 @@ def _form_source(form) -> str:
   return hashlib.sha256(b''.join(pathlib.Path(f).read_bytes() for f in files)).hexdigest()
 
 
+def _static_text(value):
+  """A static argument as the key holds it: a form (a second one, say) by name and source,
+  since its repr names its functions' addresses, which differ in every process."""
+  if isinstance(value, forms.Form):
+    return (value.name, _form_source(value))
+  return value
+
+
 def _key(name: str, form, static: dict, args) -> str:
   shapes = [(tuple(a.shape), str(a.dtype)) for a in args]
-  keyed = (name, form.name, _form_source(form), sorted(static.items()), shapes)
+  static = sorted((k, _static_text(v)) for k, v in static.items())
+  keyed = (name, form.name, _form_source(form), static, shapes)
   text = repr((keyed, jax.config.jax_enable_x64, _environment()))
   return f'{name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}'
 

@@ -4,8 +4,9 @@ Cosine (and any other decaying) schedules contribute only their final checkpoint
 intermediate checkpoint of a cosine run has not annealed; constant-LR runs contribute every
 checkpoint after warmup, which is what makes them cheap. A cooldown branch (schedule
 'cooldown', or a row with `cooldown_from` set) is annealed only at its end, so it counts as
-decaying whatever its schedule name. ImageNet and COCO drop the
-high-compute points whose error is still >= 0.7 (failed runs that would pin the curve).
+decaying whatever its schedule name, as does the paper's 'const-cooldown' run. ImageNet and
+COCO drop the high-compute points whose error is still >= 0.7 (failed runs that would pin the
+curve).
 """
 
 from __future__ import annotations
@@ -44,10 +45,20 @@ def cooldown_samples(points: pd.DataFrame) -> np.ndarray:
   return pd.to_numeric(text, errors='coerce').to_numpy(dtype=float)
 
 
+def is_constant_schedule(name) -> bool:
+  """Whether an lr_schedule names a constant LR: 'const', 'constant', but not 'const-cooldown'.
+
+  The paper's 'const-cooldown' runs cool a constant LR down at their end, and its code keeps
+  only their last checkpoint, as for cosine (`scaling_laws/main.py`, filter_data).
+  """
+  name = str(name).lower()
+  return name.startswith('const') and 'cooldown' not in name
+
+
 def is_constant(points: pd.DataFrame) -> np.ndarray:
   """Rows of constant-LR runs (every checkpoint after warmup counts), not of cooldowns."""
-  schedule = points['lr_schedule'].astype(str).str.lower()
-  return schedule.str.startswith('const').to_numpy() & np.isnan(cooldown_samples(points))
+  constant = points['lr_schedule'].map(is_constant_schedule).to_numpy(bool)
+  return constant & np.isnan(cooldown_samples(points))
 
 
 def eligible_points(

@@ -44,6 +44,9 @@ class Form:
   to_natural: Callable[[np.ndarray], np.ndarray]
   from_natural: Callable[[np.ndarray], np.ndarray]
   start_grid: Callable[[], np.ndarray]
+  # For a form whose log is linear in theta: theta [..., P] minimising the log loss on
+  # (log x, y, weights) [..., N], exactly, which spares the solver its starts and programs.
+  log_lstsq: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
   @property
   def n_params(self) -> int:
@@ -151,6 +154,7 @@ POWER_LAW = Form(
     to_natural=lambda theta: np.array([np.exp(theta[0]), theta[1]]),
     from_natural=lambda p: np.stack([_log(np.asarray(p)[..., 0]), np.asarray(p)[..., 1]], -1),
     start_grid=lambda: _grid(np.arange(5, 100, 5, dtype=np.float64), [-0.3, -0.2, -0.1, -0.05]),
+    log_lstsq=lambda log_x, y, w: loglog_lines(log_x, np.log(y), w),  # theta = (log a, c)
 )
 
 FORMS = {form.name: form for form in (SATURATION_BOTH, SATURATION, POWER_LAW)}
@@ -162,6 +166,23 @@ def get(name: str) -> Form:
   return FORMS[name]
 
 
+def loglog_lines(log_x, log_y, weights) -> np.ndarray:
+  """(intercept, slope) [..., 2] of the weighted least-squares lines log y = intercept + slope ·
+  log x along the last axis (one per bootstrap replicate, say); NaN where the weight sits on
+  fewer than two distinct x, through which no line is determined."""
+  arrays = (np.asarray(v, np.float64) for v in (log_x, log_y, weights))
+  log_x, log_y, w = np.broadcast_arrays(*arrays)
+  mean = lambda v: (w * v).sum(-1, keepdims=True) / w.sum(-1, keepdims=True)
+  mean_x, mean_y = mean(log_x), mean(log_y)
+  weighted = w > 0
+  lowest = np.min(np.where(weighted, log_x, np.inf), -1)
+  spread = np.max(np.where(weighted, log_x, -np.inf), -1) > lowest
+  dx = log_x - mean_x
+  sxx = np.where(spread, (w * dx * dx).sum(-1), 1.0)
+  slope = np.where(spread, (w * dx * (log_y - mean_y)).sum(-1) / sxx, np.nan)
+  return np.stack([mean_y[..., 0] - slope * mean_x[..., 0], slope], axis=-1)
+
+
 def loglog_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
   """Slope and intercept of log y = slope · log x + intercept, by ordinary least squares.
 
@@ -171,5 +192,5 @@ def loglog_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   if np.any(x <= 0) or np.any(y <= 0):
     raise ValueError('a log-log line needs positive x and y')
-  slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+  intercept, slope = loglog_lines(np.log(x), np.log(y), np.ones_like(x))
   return float(slope), float(intercept)

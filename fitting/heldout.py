@@ -29,13 +29,19 @@ class HeldOut:
     ]
 
 
-def held_out(x, y, threshold: float, form='saturation_both', **fit_kwargs) -> HeldOut:
-  """Fit `form` on points with x <= threshold and predict every point above it."""
+def held_out(
+    x, y, threshold: float, form='saturation_both', *, fitter=solver.fit, **fit_kwargs
+) -> HeldOut:
+  """Fit `form` on points with x <= threshold and predict every point above it.
+
+  `fitter(form, x, y, **fit_kwargs)` fits the points below: `solver.fit`, or the same with a
+  cache in front, for a caller whose held-out fits may repeat fits it already has.
+  """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   train, test = x <= threshold, x > threshold
   if not test.any():
     raise ValueError(f'no points above the threshold {threshold:g} (largest x is {x.max():g})')
-  fit = solver.fit(form, x[train], y[train], **fit_kwargs)
+  fit = fitter(form, x[train], y[train], **fit_kwargs)
   order = np.argsort(x[test])
   x_test, y_test = x[test][order], y[test][order]
   return HeldOut(fit, threshold, x_test, y_test, fit.predict(x_test))

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from fitting import paper, plot, report
+from fitting import filters, paper, paper_groups, paper_laws, plot, report
 
 TABLE_KINDS = ('laws', 'intervals', 'comparisons', 'agreement')
 _CAPTIONS = dict(
@@ -60,7 +60,7 @@ def law_rows(result: paper.GroupResult) -> list[dict]:
     row = dict(procedure=law.spec.label, arch=law.spec.arch, dataset=law.spec.dataset)
     if law.allocation is not None:
       row |= dict(slope=law.allocation['slope'], coefficient=law.allocation['coefficient'])
-      row |= {f'D_opt@{x:g}': float(fit.predict([x])[0]) for x in paper.OPTIMAL_AT}
+      row |= {f'D_opt@{x:g}': float(fit.predict([x])[0]) for x in paper_groups.OPTIMAL_AT}
     else:
       params = fit.params
       row |= dict(a=params['a'], **{'ln b': float(fit.theta[1])}, c=params['c'])
@@ -68,7 +68,7 @@ def law_rows(result: paper.GroupResult) -> list[dict]:
         row['d'] = params['d']
     held = proc.held_out
     row |= {
-        'MSE': fit.mse,
+        'MSE': fit.objective,  # in the space the law is fitted in: log for fig6's line
         'fitted points': fit.n_points,
         'frontier points': len(proc.frontier),
         'points': len(proc.points),
@@ -89,7 +89,7 @@ def interval_rows(result: paper.GroupResult, at, level: float) -> list[dict]:
     if boot is not None:
       if law.allocation is not None:
         named = dict(slope=boot.thetas[:, 1], coefficient=np.exp(boot.thetas[:, 0]))
-        where = paper.OPTIMAL_AT
+        where = paper_groups.OPTIMAL_AT
       else:
         natural = boot.natural()
         named = {name: natural[:, i] for i, name in enumerate(fit.form.param_names)}
@@ -216,11 +216,11 @@ class Figures:
 # ---- The report -----------------------------------------------------------------------------
 
 
-def _describe(group: paper.Group) -> str:
+def _describe(group: paper_groups.Group) -> str:
   """The group's selection and law in one sentence, as its script sets them."""
   checkpoints = (
       'every checkpoint after warmup'
-      if group.schedule.startswith('const')
+      if filters.is_constant_schedule(group.schedule)
       else 'each run at its last checkpoint'
   )
   samples = '' if math.isinf(group.max_samples) else f', samples seen ≤ {group.max_samples:g}'
@@ -230,9 +230,10 @@ def _describe(group: paper.Group) -> str:
     law = f'{group.form} {_FORM_TEXT[group.form]}'
   limits = ', '.join(f'{p.label} {p.fit_up_to:g}' for p in group.procedures)
   return (
-      f'`{group.script}`: {group.task}/{group.metric}, {group.schedule} runs ({checkpoints}), '
-      f'compute {paper.MIN_FLOPS:g}..{group.max_x:g} GFLOPs{samples}; {group.frontier} frontier; '
-      f'{law}; fitted up to (the script\'s LARGE_FLOPS_MAPPING): {limits}.'
+      f'`{group.script}`: {group.task.name}/{group.task.metric}, {group.schedule} runs '
+      f'({checkpoints}), compute {paper_groups.MIN_FLOPS:g}..{group.max_x:g} GFLOPs{samples}; '
+      f'{group.frontier} frontier; {law}; fitted up to (the script\'s LARGE_FLOPS_MAPPING): '
+      f'{limits}.'
   )
 
 
@@ -323,7 +324,7 @@ def latex(results: list[paper.GroupResult], settings: dict, by_group: dict) -> s
   return '\n'.join(lines) + '\n'
 
 
-def _law_json(law: paper.Law, level: float) -> dict:
+def _law_json(law: paper_laws.Law, level: float) -> dict:
   out = law.proc.summary(level)
   out |= dict(arch=law.spec.arch, dataset=law.spec.dataset, fit_up_to=law.spec.fit_up_to)
   out['check'] = (

@@ -3,7 +3,9 @@
 The paper's claim is that constant-LR runs (every checkpoint after warmup a point) rank
 procedures as cosine runs (final checkpoints only) do, at a fraction of the compute. Here
 A and B are fitted separately on each schedule's points, and the check reports whether the
-winner at each target compute and the crossover agree.
+winner at each target compute and the crossover agree. `agreement` fits both from one
+table's points; `result` and `agree` take laws fitted elsewhere (`fitting.paper`, whose two
+schedules follow different scripts' filters).
 """
 
 from __future__ import annotations
@@ -31,14 +33,35 @@ class Agreement:
   crossover_agrees: bool
 
 
+def result(fit_a: solver.Fit, fit_b: solver.Fit, a: str, b: str, at) -> ScheduleResult:
+  """Where the laws of A and B cross, and which one predicts the lower error at each `at`."""
+  at = np.atleast_1d(np.asarray(at, np.float64))
+  ea, eb = fit_a.predict(at), fit_b.predict(at)
+  winners = {float(x): a if u < v else b for x, u, v in zip(at, ea, eb)}
+  return ScheduleResult(compare.crossover(fit_a, fit_b), winners)
+
+
 def _result(points, by, a, b, at, form, loss, frontier) -> ScheduleResult:
   fits = {}
   for name in (a, b):
     front = filters.frontier_points(filters.select(points, **{by: name}), frontier)
     fits[name] = solver.fit(form, front['x'], front['error'], loss=loss)
-  errors = {name: fit.predict(at) for name, fit in fits.items()}
-  winners = {float(x): a if ea < eb else b for x, ea, eb in zip(at, errors[a], errors[b])}
-  return ScheduleResult(compare.crossover(fits[a], fits[b]), winners)
+  return result(fits[a], fits[b], a, b, at)
+
+
+def agree(constant: ScheduleResult, cosine: ScheduleResult, decades: float = 1.0) -> Agreement:
+  """Whether the two schedules' results name the same winners and cross within `decades`."""
+  c1, c2 = constant.crossover, cosine.crossover
+  if c1 is None or c2 is None:
+    crossover_agrees = c1 is None and c2 is None
+  else:
+    crossover_agrees = abs(np.log10(c1 / c2)) <= decades
+  return Agreement(
+      constant=constant,
+      cosine=cosine,
+      ranking_agrees=constant.winners == cosine.winners,
+      crossover_agrees=bool(crossover_agrees),
+  )
 
 
 def agreement(
@@ -62,14 +85,4 @@ def agreement(
   const_result = _result(points[constant], by, a, b, at, form, loss, frontier)
   # `cosine_frontier='all'` when there are only a few cosine runs, one point each.
   cosine_result = _result(points[~constant], by, a, b, at, form, loss, cosine_frontier or frontier)
-  c1, c2 = const_result.crossover, cosine_result.crossover
-  if c1 is None or c2 is None:
-    crossover_agrees = c1 is None and c2 is None
-  else:
-    crossover_agrees = abs(np.log10(c1 / c2)) <= decades
-  return Agreement(
-      constant=const_result,
-      cosine=cosine_result,
-      ranking_agrees=const_result.winners == cosine_result.winners,
-      crossover_agrees=bool(crossover_agrees),
-  )
+  return agree(const_result, cosine_result, decades)

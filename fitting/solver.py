@@ -28,6 +28,7 @@ COARSE_ITER = 30
 POLISH_ITER = 30
 POLISH_TOP = 32
 HUBER_DELTA = 1e-2
+PREDICT_WIDTH = 512  # points: a figure's curve (`fitting.plot` draws 400)
 _LAMBDA_RANGE = (1e-12, 1e12)
 
 
@@ -176,11 +177,14 @@ def predict(form: forms_lib.Form, theta, x) -> np.ndarray:
   """form's prediction at x (any shape of x, any number of points), in float64.
 
   One jitted program per bucket of lengths: op by op, a prediction compiles a dozen small
-  kernels per new length of x, which a cold command would wait for every time.
+  kernels per new length of x, which a cold command would wait for every time. The smallest
+  bucket holds a figure's curve (`PREDICT_WIDTH`), so that one program per form serves a
+  whole command: a prediction costs microseconds at that length, a compile a tenth of a second.
   """
   x = np.asarray(x, np.float64)
   flat = x.reshape(-1)
-  padded = np.pad(flat, (0, bucket(len(flat)) - len(flat)), constant_values=1.0)
+  width = bucket(len(flat), smallest=PREDICT_WIDTH)
+  padded = np.pad(flat, (0, width - len(flat)), constant_values=1.0)
   with jax.enable_x64(True):
     theta = np.asarray(theta, np.float64)
     out = np.asarray(executables.call('predict', _predict, form, theta, padded))
@@ -232,15 +236,17 @@ def bucket(n: int, smallest: int = 8) -> int:
   return max(smallest, 1 << max(0, n - 1).bit_length())
 
 
-def pad(x, y, w):
+def pad(x, y, w, width: int = 0):
   """Pad the last axis to its `bucket` with zero-weight copies of the last point.
 
   jit compiles once per shape; without this, every frontier length would cost a compile of
   seconds. Powers of two keep the shapes a researcher meets to a handful, so the persistent
   compilation cache (`fitting.cache`) serves nearly every fit, for at most twice the points.
+  `width` pads to at least that many points: a caller that fits frontiers of many lengths
+  passes the longest one's, so that all of them share one program.
   """
   x, y, w = (np.asarray(v, np.float64) for v in (x, y, w))
-  extra = bucket(x.shape[-1]) - x.shape[-1]
+  extra = bucket(max(x.shape[-1], width)) - x.shape[-1]
   widths = [(0, 0)] * (x.ndim - 1) + [(0, extra)]
   return (
       np.pad(x, widths, mode='edge'),
@@ -275,17 +281,48 @@ def fit(
     coarse_iter: int = COARSE_ITER,
     polish_iter: int = POLISH_ITER,
     huber_delta: float = HUBER_DELTA,
+    width: int = 0,
 ) -> Fit:
-  """Fit `form` to (x, y) from every start (natural parameters [S, P]; default: its grid)."""
+  """Fit `form` to (x, y) from every start (natural parameters [S, P]; default: its grid).
+
+  `width`: pad to at least this many points (`pad`), so fits of other lengths reuse one program.
+  A form with an exact log-loss solution (`Form.log_lstsq`: the power law, a line in log-log
+  space) fitted with loss='log' takes it, and no starts.
+  """
   form = forms_lib.get(form) if isinstance(form, str) else form
   if loss not in LOSSES:
     raise ValueError(f'unknown loss {loss!r}; choose one of {LOSSES}')
   x, y = check_data(form, x, y)
-  starts = form.start_grid() if starts is None else np.asarray(starts, np.float64)
   w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64)
   if w.shape != x.shape or np.any(w < 0) or not np.any(w > 0):
     raise ValueError('weights must be non-negative, not all zero, one per point')
-  padded_x, padded_y, padded_w = pad(x, y, w)
+  if loss == 'log' and form.log_lstsq is not None:
+    theta = form.log_lstsq(np.log(x), y, w)
+    predicted = predict(form, theta, x)
+    objective = float(np.sum(w * (np.log(predicted) - np.log(y)) ** 2) / np.sum(w))
+    share_at_best = 1.0  # one solution, no starts
+  else:
+    starts = form.start_grid() if starts is None else np.asarray(starts, np.float64)
+    options = dict(loss=loss, huber_delta=huber_delta, width=width)
+    theta, objective, share_at_best = _multi_start(
+        form, x, y, w, starts, coarse_iter, polish_iter, **options
+    )
+    predicted = predict(form, theta, x)
+  return Fit(
+      form=form,
+      loss=loss,
+      theta=theta,
+      objective=objective,
+      mse=float(np.sum(w * (predicted - y) ** 2) / np.sum(w)),
+      n_points=len(x),
+      share_at_best=share_at_best,
+  )
+
+
+def _multi_start(form, x, y, w, starts, coarse_iter, polish_iter, *, loss, huber_delta, width):
+  """The best theta, its objective and the share of starts that reached it: every start run
+  `coarse_iter` steps in float32, the best `POLISH_TOP` then `polish_iter` more in float64."""
+  padded_x, padded_y, padded_w = pad(x, y, w, width)
   data = (np.log(padded_x), padded_y, padded_w)
   options = dict(loss=loss, huber_delta=huber_delta)
   with jax.enable_x64(True):
@@ -304,17 +341,9 @@ def fit(
     )
     polished, polished_values = np.asarray(polished), _nan_last(polished_values)
   theta = polished[np.argmin(polished_values)]  # the first of equal optima: deterministic
-  residual = predict(form, theta, x) - y
-  return Fit(
-      form=form,
-      loss=loss,
-      theta=theta,
-      objective=float(polished_values.min()),
-      mse=float(np.sum(w * residual**2) / np.sum(w)),
-      n_points=len(x),
-      # float32 objectives carry ~1e-6 relative noise, so "at the best" allows 1e-4.
-      share_at_best=float(np.mean(values <= values[order[0]] * (1 + 1e-4))),
-  )
+  # float32 objectives carry ~1e-6 relative noise, so "at the best" allows 1e-4.
+  share_at_best = float(np.mean(values <= values[order[0]] * (1 + 1e-4)))
+  return theta, float(polished_values.min()), share_at_best
 
 
 def _nan_last(values) -> np.ndarray:

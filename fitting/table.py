@@ -89,6 +89,39 @@ def _read(path) -> pd.DataFrame:
 FAMILIES = ('clip', 'mammut', 'coca', 'siglip', 'cap')
 
 
+# What tells one training run of the paper's tables from another, in the order a run id lists
+# it: each column holds one value per run. Its total samples seen (`total_samples`, from the
+# table's own column) and hyper-parameters tell apart runs of one model; `name`, the run's log
+# folder, which the paper's results builder writes and the segmentation Parquet keeps, also
+# tells apart runs that differ only in their number of nodes. A column the table lacks is left
+# out; none of them can split one run in two.
+PAPER_RUN_COLUMNS = (
+    'model',
+    'pretrain_dataset',
+    'namespace',
+    'total_samples',
+    'lr_scheduler',
+    'total_epochs',
+    'global_batch_size',
+    'warmup',
+    'lr',
+    'name',
+)
+
+
+def _key_text(value) -> str:
+  if isinstance(value, (int, float, np.number)):
+    return '' if pd.isna(value) else f'{value:g}'
+  return str(value)
+
+
+def _paper_run_ids(wide: pd.DataFrame, total_samples: pd.Series) -> pd.Series:
+  """One id per training run, from the `PAPER_RUN_COLUMNS` the table has."""
+  columns = dict(wide.items(), total_samples=total_samples)
+  parts = [columns[c].map(_key_text) for c in PAPER_RUN_COLUMNS if c in columns]
+  return pd.Series(['/'.join(key) for key in zip(*parts)], index=wide.index)
+
+
 def _family_by_name(model: str) -> str:
   """The family the paper's own code reads from a model's name (get_model_type)."""
   if 'siglip' in model.lower():
@@ -127,7 +160,7 @@ def import_paper_csv(path) -> pd.DataFrame:
   samples = wide['total_samples_seen'] * wide['epoch'] / wide['total_epochs']
   base = pd.DataFrame(
       {
-          'run_id': wide['model'] + '/' + wide['pretrain_dataset'] + '/' + wide['namespace'],
+          'run_id': _paper_run_ids(wide, wide['total_samples_seen']),
           'arch': _arch(wide),
           'model': wide['model'],
           'pretrain_dataset': wide['pretrain_dataset'],
@@ -149,8 +182,10 @@ def import_paper_csv(path) -> pd.DataFrame:
 def import_paper_parquet(path) -> pd.DataFrame:
   """The paper's per-run evaluation Parquet, where `gflops` already is total compute.
 
-  It has no total-samples column; a run's largest samples_seen stands in for it, which is
-  what makes the final checkpoint of a cosine run recognisable.
+  Every row is a run's final evaluation (in the released segmentation_results.parquet, epoch
+  equals total_epochs on all 1,431 rows, and `name`, the run, is never repeated), and the
+  paper's code reads it so (`scaling_laws/main.py` sets total_samples_seen = samples_seen for
+  ADE20K): a row's total samples are its own samples seen.
   """
   wide = _read(path)
   require_columns(wide, PAPER_PARQUET_COLUMNS, f'paper per-run results {path}')
@@ -161,10 +196,9 @@ def import_paper_parquet(path) -> pd.DataFrame:
   ]
   if not metrics:
     raise ValueError(f'paper per-run results {path} has no numeric metric columns')
-  run_id = wide['model'] + '/' + wide['pretrain_dataset'] + '/' + wide['namespace']
   base = pd.DataFrame(
       {
-          'run_id': run_id,
+          'run_id': _paper_run_ids(wide, wide['samples_seen']),
           'arch': _arch(wide),
           'model': wide['model'],
           'pretrain_dataset': wide['pretrain_dataset'],
@@ -172,7 +206,7 @@ def import_paper_parquet(path) -> pd.DataFrame:
           'lr': wide['lr'],
           'global_batch_size': wide['global_batch_size'],
           'warmup': wide['warmup'],
-          'total_samples': wide.groupby(run_id)['samples_seen'].transform('max'),
+          'total_samples': wide['samples_seen'],
           'samples_seen': wide['samples_seen'],
           'gflops_per_sample': wide['model_gflops'],
           'compute_gflops': wide['gflops'],

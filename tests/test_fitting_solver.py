@@ -75,6 +75,19 @@ def test_log_loss_power_law_recovers_exactly():
   assert slope == pytest.approx(-0.1) and np.exp(intercept) == pytest.approx(3.0)
 
 
+def test_a_log_loss_power_law_is_solved_exactly_without_starts():
+  # A straight line in log-log space: least squares has one solution, found without the
+  # multi-start solver (and without compiling its programs).
+  y = 3.0 * X**-0.1 * np.exp(np.random.default_rng(0).normal(0, 0.05, X.shape))
+  programs = solver.solve_starts._cache_size()
+  fit = solver.fit('power_law', X, y, loss='log')
+  assert solver.solve_starts._cache_size() == programs
+  slope, intercept = np.polyfit(np.log(X), np.log(y), 1)
+  np.testing.assert_allclose(fit.theta, [intercept, slope], rtol=1e-10)
+  log_residual = np.log(fit.predict(X)) - np.log(y)
+  assert fit.objective == pytest.approx(np.mean(log_residual**2), rel=1e-10)
+
+
 def test_huber_resists_an_outlier():
   y = law(X, **TRUE)
   y[12] += 0.2

@@ -6,11 +6,13 @@ frontiers of different lengths, and that a second process loads them all from th
 without tracing or compiling anything.
 """
 
+import dataclasses
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import types
 
 import jax
 import numpy as np
@@ -106,6 +108,34 @@ def test_frontiers_of_different_lengths_share_one_program():
     fit = solver.fit('power_law', x[:n], 2.0 * x[:n] ** -0.1)
     assert fit.params['c'] == pytest.approx(-0.1, rel=1e-6)  # padding changes nothing
   assert solver.solve_starts._cache_size() == programs
+
+
+def test_a_shared_width_serves_every_frontier_with_one_program():
+  # `width` pads past the bucket: frontiers of 9 and 20 points (buckets 16 and 32) fitted at
+  # width 32 share the programs that a 32-point fit compiles, and get the same law.
+  x = np.geomspace(1e7, 1e11, 20)
+  y = 2.0 * x**-0.1
+  solver.fit('power_law', x, y, width=32)
+  programs = solver.solve_starts._cache_size(), solver._polish_starts._cache_size()
+  fit = solver.fit('power_law', x[:9], y[:9], width=32)
+  assert (solver.solve_starts._cache_size(), solver._polish_starts._cache_size()) == programs
+  assert fit.n_points == 9 and fit.params['c'] == pytest.approx(-0.1, rel=1e-6)
+
+
+def test_a_second_form_keys_a_saved_executable_by_name_and_source():
+  # A Form's repr holds its functions' addresses, which differ in every process: a key made
+  # from it would never find the executable that an earlier process saved.
+  moved = dataclasses.replace(
+      forms.POWER_LAW, value_and_jac=copy_function(forms.POWER_LAW.value_and_jac)
+  )
+  args = (np.zeros((1, 2)),)
+  key = lambda other: executables._key('crossings', forms.POWER_LAW, dict(other=other), args)
+  assert key(moved) == key(forms.POWER_LAW) != key(forms.SATURATION)
+
+
+def copy_function(f):
+  """The same code at another address, as a new process would load it."""
+  return types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
 
 
 def test_a_saved_executable_that_does_not_load_is_compiled_again(tmp_path):

@@ -144,7 +144,13 @@ def test_import_paper_parquet(tmp_path):
   wide.to_parquet(path)
   long = table.import_paper_parquet(path)
   assert list(long['compute_gflops']) == [4e6, 8e6]  # already total compute
-  assert set(long['metric']) == {'miou'} and list(long['total_samples']) == [2e6, 2e6]
+  assert set(long['metric']) == {'miou'}
+  # Every row is a run's final evaluation: its own total, so both runs are points (a model's
+  # largest samples_seen as everyone's total would leave only its longest run).
+  assert list(long['total_samples']) == [1e6, 2e6]
+  assert long['run_id'].nunique() == 2
+  kept = filters.eligible_points(long.assign(lr_schedule='cosine'), 'ade20k', 'miou', min_x=0)
+  assert list(kept['samples_seen']) == [1e6, 2e6]
 
 
 def test_bad_input_names_the_problem(results, tmp_path):
@@ -177,6 +183,26 @@ def test_a_table_without_any_cooldown_reads_as_constant_runs(tmp_path):
   assert filters.is_constant(read).all()
 
 
+def paper_csv_row(**changes):
+  """One row of the paper's wide all_results.csv.gz."""
+  row = dict(
+      model='ViT-B-32',
+      namespace='clip',
+      pretrain_dataset='datacomp_1b',
+      downstream_dataset='imagenet1k',
+      lr_scheduler='cosine',
+      total_samples_seen=1.28e9,
+      epoch=10,
+      total_epochs=10,
+      gflops=14.5,
+      global_batch_size=8192,
+      warmup=1000,
+      lr=1e-3,
+      acc1=0.5,
+  )
+  return row | changes
+
+
 def test_the_paper_namespaces_are_architectures_and_coca_or_siglip_is_not_clip(tmp_path):
   names = {
       'clip': 'ViT-B-32',
@@ -185,24 +211,7 @@ def test_the_paper_namespaces_are_architectures_and_coca_or_siglip_is_not_clip(t
       'siglip': 'ViT-B-32-SigLIP',
       'cap': 'cap_ViT-B-32',
   }
-  rows = []
-  for namespace, model in names.items():
-    rows.append(
-        dict(
-            model=model,
-            namespace=namespace,
-            pretrain_dataset='datacomp',
-            downstream_dataset='imagenet1k',
-            lr_scheduler='cosine',
-            total_samples_seen=1.28e9,
-            epoch=10,
-            total_epochs=10,
-            gflops=14.5,
-            global_batch_size=8192,
-            warmup=1000,
-            acc1=0.5,
-        )
-    )
+  rows = [paper_csv_row(model=model, namespace=namespace) for namespace, model in names.items()]
   rows.append(dict(rows[2], namespace='', model='coca_ViT-S-32'))  # no namespace: by its name
   path = tmp_path / 'all_results.csv'
   pd.DataFrame(rows).to_csv(path, index=False)
@@ -212,3 +221,38 @@ def test_the_paper_namespaces_are_architectures_and_coca_or_siglip_is_not_clip(t
   assert list(filters.select(points, arch='clip')['model']) == ['ViT-B-32']
   with pytest.raises(ValueError, match=r"no points with arch='vit'; choose from \['cap', 'clip'"):
     filters.select(points, arch='vit')
+
+
+def test_a_paper_run_id_is_one_training_run(tmp_path):
+  rows = [
+      paper_csv_row(epoch=5),  # one run's two checkpoints: one id
+      paper_csv_row(),
+      paper_csv_row(total_samples_seen=3e9),  # the same model trained longer
+      paper_csv_row(lr=2e-3),
+      paper_csv_row(global_batch_size=4096),
+      paper_csv_row(warmup=500),
+      paper_csv_row(lr_scheduler='const'),
+      paper_csv_row(pretrain_dataset='relaion2b-en'),
+  ]
+  path = tmp_path / 'all_results.csv'
+  pd.DataFrame(rows).to_csv(path, index=False)
+  ids = list(table.import_paper_csv(path)['run_id'])
+  assert ids[0] == ids[1]
+  assert len(set(ids)) == len(rows) - 1
+  # Runs alike in every setting but their nodes differ only in their log folder's `name`.
+  rows = [paper_csv_row(name='datacomp_s1.28B_n8'), paper_csv_row(name='datacomp_s1.28B_n16')]
+  pd.DataFrame(rows).to_csv(path, index=False)
+  assert table.import_paper_csv(path)['run_id'].nunique() == 2
+
+
+def test_const_cooldown_runs_count_only_at_their_end():
+  # The paper's filter_data keeps 'const-cooldown' runs at epoch == total_epochs, as cosine.
+  rows = run_rows('cool', 'const-cooldown', 1e7, [2e5, 1e7])
+  rows += run_rows('const', 'const', 1e7, [2e5])
+  points = filters.eligible_points(pd.DataFrame(rows), 'imagenet1k', 'acc1')
+  assert sorted(zip(points['run_id'], points['samples_seen'])) == [('const', 2e5), ('cool', 1e7)]
+  assert [filters.is_constant_schedule(s) for s in ('const', 'Constant', 'const-cooldown')] == [
+      True,
+      True,
+      False,
+  ]

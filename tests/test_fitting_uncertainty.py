@@ -79,6 +79,46 @@ def test_crossover_of_two_known_power_laws():
   assert compare.crossover(a, known(forms.POWER_LAW, [1.0, -0.1])) is None
 
 
+def test_crossover_of_two_forms():
+  # 2·C^-0.1 + 0.5 (saturation_both, b ~ 0) meets 4·C^-0.1 (power law) at C = 4^10
+  a = known(forms.SATURATION_BOTH, [2.0, 1e-8, -0.1, 0.5])
+  b = known(forms.POWER_LAW, [4.0, -0.1])
+  assert compare.crossover(a, b) == pytest.approx(4.0**10, rel=1e-6)
+  assert compare.crossover(b, a) == pytest.approx(4.0**10, rel=1e-6)
+
+
+def test_a_shared_width_changes_no_replicate(data):
+  # Padding to the longest frontier of a command (so that one program serves them all) adds
+  # zero-weight points, which must leave every replicate where it was.
+  x, y, fit = data
+  alone = bootstrap.resample_points(fit, x, y, n=16, seed=5, grid_starts=1)
+  padded = bootstrap.resample_points(fit, x, y, n=16, seed=5, grid_starts=1, width=64)
+  # (to rounding: sums over 20 or 64 points, most of them zero, run in another order)
+  np.testing.assert_allclose(padded.thetas, alone.thetas, rtol=1e-6, atol=1e-6)
+
+
+def test_a_log_loss_power_law_bootstrap_refits_each_draw_exactly():
+  y = 1e3 * X**0.5 * np.exp(np.random.default_rng(4).normal(0, 0.05, X.shape))
+  fit = solver.fit('power_law', X, y, loss='log')
+  boot = bootstrap.resample_points(fit, X, y, n=8, seed=0)
+  draws = np.random.default_rng(0).multinomial(len(X), np.full(len(X), 1 / len(X)), size=8)
+  for theta, counts in zip(boot.thetas, draws):
+    slope, intercept = np.polyfit(np.log(np.repeat(X, counts)), np.log(np.repeat(y, counts)), 1)
+    np.testing.assert_allclose(theta, [intercept, slope], rtol=1e-9)
+
+
+def test_held_out_fits_with_the_fitter_it_is_given():
+  calls = []
+
+  def fitter(form, x, y, **kwargs):
+    calls.append((form, len(x), kwargs))
+    return solver.fit(form, x, y, **kwargs)
+
+  result = heldout.held_out(X, law(X), 1e10, 'saturation_both', fitter=fitter, loss='linear')
+  assert calls == [('saturation_both', int(np.sum(X <= 1e10)), dict(loss='linear'))]
+  assert np.max(np.abs(result.relative_error)) < 1e-3
+
+
 def test_crossover_interval_and_probability_from_bootstraps(data):
   x, y, fit_a = data
   y_b = law(x, a=20.0, c=-0.15, d=0.05) + np.random.default_rng(2).normal(0, 3e-3, x.shape)
