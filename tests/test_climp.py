@@ -310,14 +310,18 @@ def test_sharded_gradients_equal_single_device(tiny_climp):
 
 
 @pytest.mark.slow
-def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
+def test_tiny_climp_fits_a_batch_it_sees_again(tiny_climp):
+  """The whole model, trainer's step and loss: 16 synthetic pairs seen 60 times go from chance
+  (ln 16 = 2.77) to matched, which needs both towers to tell their 16 inputs apart. What it does
+  not show is learning across fresh batches, where tiny CLIMP stays at chance at the mini study's
+  budget (CLIMP_NOTES.md); tests/test_climp_learns.py holds what its scan learns there."""
   config = presets.make('climp', 'climp_tiny-1')
-  config_lib.validate(config)  # the run config accepts the new family
+  config_lib.validate(config)  # the run config accepts the family
   arch = run_lib.model_config(config)
   mesh = sharding.make_mesh(data=1, devices=jax.devices()[:1])
-  batch, steps = 16, 50
-  schedule = schedules.learning_rate('cosine', peak=3e-3, warmup_steps=2, total_steps=steps)
-  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.2, grad_clip=1.0)
+  batch, steps = 16, 60
+  schedule = schedules.learning_rate('const', peak=2e-3, warmup_steps=10, total_steps=steps)
+  optimizer = step_lib.adamw(b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.0, grad_clip=1.0)
   graphdef, params = nnx.split(tiny_climp)
   # A copy: the step donates its state, and the module fixture's arrays must stay valid.
   state = step_lib.create_state(jax.tree.map(jnp.copy, params), optimizer)
@@ -328,12 +332,12 @@ def test_tiny_climp_learns_on_the_synthetic_world(tiny_climp):
       global_batch=batch,
       seed=0,
   )
-  batches = pipeline.Batches(host, mesh, batch, 10**9)
+  fixed = next(pipeline.Batches(host, mesh, batch, 10**9))
   step = step_lib.make_train_step(graphdef, optimizer, losses.LossConfig(), mesh=mesh)
   history = []
   with jax.set_mesh(mesh):
     for i in range(steps):
-      state, m = step(state, next(batches), schedule(i))
+      state, m = step(state, fixed, schedule(i))
       history.append(float(m['loss']))
-  assert all(math.isfinite(loss) for loss in history)
-  assert np.mean(history[-10:]) < np.mean(history[:10]) - 0.1, history
+  assert history[0] > math.log(batch) - 0.5, history[:5]
+  assert np.mean(history[-10:]) < 0.1, history  # measured: 0.00 (CLIP tiny-1 alike)
