@@ -14,8 +14,6 @@ loads in `open_clip.create_model(name, pretrained=path)` (CLIP) or the MaMMUT fo
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import sys
 
 from scaling_vlm.train import schedules
@@ -24,19 +22,6 @@ from scaling_vlm.train.config import parse_count
 
 def _count(key: str):
   return lambda text: parse_count(text, key)
-
-
-@contextlib.contextmanager
-def _libraries_quiet():
-  """Orbax warns, through absl, that a checkpoint's `state` folder lacks the metadata file its
-  step folder holds: not the user's business (as in `python -m scaling_vlm.evaluate`)."""
-  absl = logging.getLogger('absl')
-  level = absl.level
-  absl.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    absl.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
 
   from scaling_vlm.convert import runs  # pylint: disable=import-outside-toplevel
+  from scaling_vlm.train import checkpoints  # pylint: disable=import-outside-toplevel
 
   try:
-    with _libraries_quiet():
+    with checkpoints.absl_errors_only():
       return _command(args, runs)
   except (ValueError, FileNotFoundError) as error:
     print(f'error: {error}', file=sys.stderr)

@@ -10,7 +10,6 @@ with an ETA.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -30,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
       ),
   )
   parser.add_argument(
-      '--model', help='zoo name of a --checkpoint file (a run\'s step folder names its own)'
+      '--model', help="zoo name of a --checkpoint file (a run's step folder names its own)"
   )
   parser.add_argument(
       '--bpe_path', help='CLIP BPE merges file for a --checkpoint of an open_clip model'
@@ -83,20 +82,6 @@ def _check(args) -> None:
   tasks.make_tasks(args.tasks, 224, 1, captions=True)  # the specs' syntax: nothing is loaded
 
 
-@contextlib.contextmanager
-def _libraries_quiet():
-  """Library chatter that is not the user's business, silenced while evaluating: orbax warns,
-  through absl, that every `state` folder lacks the metadata file its step folder holds, and
-  TFDS that a dataset folder it looked in is empty (which the task's own error says, once)."""
-  absl = logging.getLogger('absl')
-  level = absl.level
-  absl.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    absl.setLevel(level)
-
-
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   try:
@@ -105,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     return _error(None, error)
   logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
   report = progress.Progress(sys.stdout)
+  from scaling_vlm.train import checkpoints  # pylint: disable=import-outside-toplevel
+
   try:
-    with _libraries_quiet():
+    with checkpoints.absl_errors_only():
       if args.checkpoint:
         return _one_checkpoint(args, report)
       return _runs(args, report)

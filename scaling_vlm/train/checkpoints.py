@@ -249,6 +249,20 @@ def to_pure(tree):
   return {int(k) if k.isdigit() else k: to_pure(v) for k, v in tree.items()}
 
 
+@contextlib.contextmanager
+def absl_errors_only():
+  """Silences absl's warnings while reading checkpoints: orbax warns, through absl, that every
+  `state` folder lacks the metadata file its step folder holds (and TFDS, that a dataset folder
+  it looked in is empty), which is not a user's business. Errors still show."""
+  absl = logging.getLogger('absl')
+  level = absl.level
+  absl.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    absl.setLevel(level)
+
+
 def read_params(path: str) -> dict:
   """The parameters alone in one checkpoint's `state` directory (a trained run's, full or
   parameters-only, or an imported one), as float32 host numpy arrays in nnx's pure-dict layout:
