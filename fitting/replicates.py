@@ -12,22 +12,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from fitting import filters
+from fitting import filters, table
 
 # The results table's optional column (`fitting.table.OPTIONAL_COLUMNS`) of training seeds.
 SEED = 'seed'
-# What makes two runs the same experiment: every column a run's rows share, except its name
-# and seed (`scaling_vlm.run.RUN_COLUMNS`), and where a cooldown branch leaves its parent.
-CONFIG_COLUMNS = (
-    'arch',
-    'model',
-    'pretrain_dataset',
-    'lr_schedule',
-    'lr',
-    'global_batch_size',
-    'warmup',
-    'total_samples',
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +50,7 @@ def find(points: pd.DataFrame) -> Replicates:
   """The runs, configurations and seed counts of a procedure's points."""
   # Keys as plain strings, `map(str)` and not `astype(str)`: pandas keeps NaN (a paper
   # table's lr, an empty cooldown) missing through `astype(str)`, and a missing key is no key.
-  columns = [points[c].map(str) for c in CONFIG_COLUMNS]
+  columns = [points[c].map(str) for c in table.RUN_CONFIG_COLUMNS]
   columns.append(pd.Series(filters.cooldown_samples(points), index=points.index).map(str))
   config, _ = pd.factorize(np.array(['|'.join(key) for key in zip(*columns)]))
   seeds = _seeds(points).to_numpy()

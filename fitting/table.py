@@ -14,8 +14,9 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-COLUMNS = (
-    'run_id',
+# What a run is, besides its name: the same values in every row of a run, and runs that share
+# all of them (and differ only in `seed`) are replicates of one experiment.
+RUN_CONFIG_COLUMNS = (
     'arch',
     'model',
     'pretrain_dataset',
@@ -24,6 +25,10 @@ COLUMNS = (
     'global_batch_size',
     'warmup',
     'total_samples',
+)
+COLUMNS = (
+    'run_id',
+    *RUN_CONFIG_COLUMNS,
     'samples_seen',
     'gflops_per_sample',
     'compute_gflops',
@@ -67,6 +72,24 @@ PAPER_PARQUET_COLUMNS = (
     'lr',
     'model_gflops',
     'gflops',
+)
+# Numbers in the released Parquet that describe a run, not its evaluation: never metrics.
+# (`main_metric_value` repeats the task's main metric, `miou` for ADE20K, under another name.)
+PAPER_PARQUET_RUN_NUMBERS = (
+    'epoch',
+    'total_epochs',
+    'steps',
+    'samples_seen_per_epoch',
+    'local_batch_size',
+    'gpus',
+    'gpu_hours',
+    'training_time_hours',
+    'samples_per_sec',
+    'samples_per_sec_per_gpu',
+    'model_mparams',
+    'model_image_mparams',
+    'model_text_mparams',
+    'main_metric_value',
 )
 
 
@@ -192,7 +215,8 @@ def import_paper_parquet(path) -> pd.DataFrame:
   metrics = [
       c
       for c in wide.columns
-      if c not in PAPER_PARQUET_COLUMNS and pd.api.types.is_numeric_dtype(wide[c])
+      if c not in PAPER_PARQUET_COLUMNS + PAPER_PARQUET_RUN_NUMBERS
+      and pd.api.types.is_numeric_dtype(wide[c])
   ]
   if not metrics:
     raise ValueError(f'paper per-run results {path} has no numeric metric columns')
@@ -210,7 +234,7 @@ def import_paper_parquet(path) -> pd.DataFrame:
           'samples_seen': wide['samples_seen'],
           'gflops_per_sample': wide['model_gflops'],
           'compute_gflops': wide['gflops'],
-          'params': np.nan,
+          'params': wide['model_mparams'] * 1e6 if 'model_mparams' in wide else np.nan,
           'task': wide['downstream_dataset'],
       }
   )

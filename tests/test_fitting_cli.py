@@ -1,6 +1,7 @@
 """`python -m fitting` end to end on a synthetic sweep the test writes itself."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -8,14 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fitting import cli, table
-
-
-@pytest.fixture(autouse=True)
-def no_compile_cache(monkeypatch):
-  """In-process runs must not fill the user's compilation cache (tests/test_fitting_speed.py
-  checks the cache in processes of its own)."""
-  monkeypatch.setenv('FITTING_COMPILE_CACHE', 'off')
+import results_rows
+from fitting import cli
 
 # Per-architecture laws: MaMMUT starts worse and scales better; they cross at 1.53e10.
 LAWS = {'clip': (3.0, -0.1, 0.2), 'mammut': (9.0, -0.14, 0.15)}
@@ -39,28 +34,17 @@ def results(tmp_path_factory):
           skew = np.log10(samples / (1e5 * gflops))  # 0 on the optimal allocation
           error = law(arch, c) + 0.01 * skew**2 + rng.normal(0, 2e-3)
           rows.append(
-              dict(
+              results_rows.row(
+                  arch,
+                  dataset,
+                  gflops,
+                  samples,
+                  error,
                   run_id=f'{arch}-{dataset}-{gflops:.0f}-{samples:.0f}',
-                  arch=arch,
                   model=f'{arch}-{gflops:.0f}',
-                  pretrain_dataset=dataset,
-                  lr_schedule='cosine',
-                  lr=1e-3,
-                  global_batch_size=1024,
-                  warmup=10,
-                  total_samples=samples,
-                  samples_seen=samples,
-                  gflops_per_sample=gflops,
-                  compute_gflops=c,
-                  params=gflops * 1e7,
-                  task='imagenet1k',
-                  metric='acc1',
-                  value=1 - error,
               )
           )
-  path = tmp_path_factory.mktemp('cli') / 'results.csv'
-  pd.DataFrame(rows)[list(table.COLUMNS)].to_csv(path, index=False)
-  return path
+  return pathlib.Path(results_rows.write(rows, tmp_path_factory.mktemp('cli') / 'results.csv'))
 
 
 def test_fit_writes_json_with_heldout_and_intervals(results, tmp_path):

@@ -3,15 +3,10 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
+import results_rows
 from fitting import cli, filters, procedure, table
-
-
-@pytest.fixture(autouse=True)
-def no_compile_cache(monkeypatch):
-  monkeypatch.setenv('FITTING_COMPILE_CACHE', 'off')  # leave the user's cache alone
 
 # E = a·C^c per architecture, exactly: a fit must give these numbers back.
 LAWS = {'clip': (2.0, -0.1), 'mammut': (4.0, -0.13)}
@@ -24,28 +19,18 @@ def results(tmp_path_factory):
   for arch, (a, c) in LAWS.items():
     for compute in np.geomspace(1e7, 1e11, 9):
       rows.append(
-          dict(
+          results_rows.row(
+              arch,
+              'dfn',
+              100.0,
+              compute / 100,
+              a * compute**c,
               run_id=f'{arch}-{compute:.0e}',
-              arch=arch,
               model=f'{arch}-{compute:.0e}',
-              pretrain_dataset='dfn',
-              lr_schedule='cosine',
-              lr=1e-3,
-              global_batch_size=256,
-              warmup=10,
-              total_samples=compute / 100,
-              samples_seen=compute / 100,
-              gflops_per_sample=100.0,
-              compute_gflops=compute,
               params=1e9 if arch == 'clip' else 2e9,
-              task='imagenet1k',
-              metric='acc1',
-              value=1 - a * compute**c,
           )
       )
-  path = tmp_path_factory.mktemp('procedure') / 'results.csv'
-  pd.DataFrame(rows)[list(table.COLUMNS)].to_csv(path, index=False)
-  return path
+  return results_rows.write(rows, tmp_path_factory.mktemp('procedure') / 'results.csv')
 
 
 def _points(path):

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import results_rows
 from fitting import bootstrap, filters, procedure, replicates, table
 
 SEED_NOISE = 0.02  # spread of the error between seeds of one configuration
@@ -21,23 +22,14 @@ def sweep(seeds: int, noise: float) -> pd.DataFrame:
       for seed in range(seeds):
         error = 3.0 * (c + np.exp(17.0)) ** -0.1 + 0.2 + 0.01 * skew**2
         rows.append(
-            dict(
+            results_rows.row(
+                'clip',
+                'dfn',
+                gflops,
+                samples,
+                error + rng.normal(0, noise),
                 run_id=f'{gflops:.0f}-{samples:.0f}-s{seed}',
-                arch='clip',
                 model=f'clip-{gflops:.0f}',
-                pretrain_dataset='dfn',
-                lr_schedule='cosine',
-                lr=1e-3,
-                global_batch_size=1024,
-                warmup=10,
-                total_samples=samples,
-                samples_seen=samples,
-                gflops_per_sample=gflops,
-                compute_gflops=c,
-                params=gflops * 1e7,
-                task='imagenet1k',
-                metric='acc1',
-                value=1 - error - rng.normal(0, noise),
                 seed=seed,
             )
         )

@@ -7,39 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fitting import bootstrap, checks, cli, compare, forms, solver, table, text
-
-
-@pytest.fixture(autouse=True)
-def no_compile_cache(monkeypatch):
-  monkeypatch.setenv('FITTING_COMPILE_CACHE', 'off')  # leave the user's cache alone
-
-
-def cosine_run(arch, dataset, gflops, samples, error, **extra):
-  return dict(
-      run_id=f'{arch}-{dataset}-{gflops:.3g}-{samples:.3g}',
-      arch=arch,
-      model=f'{arch}-{gflops:.3g}',
-      pretrain_dataset=dataset,
-      lr_schedule='cosine',
-      lr=1e-3,
-      global_batch_size=1024,
-      warmup=10,
-      total_samples=samples,
-      samples_seen=samples,
-      gflops_per_sample=gflops,
-      compute_gflops=gflops * samples,
-      params=gflops * 1e7,
-      task='imagenet1k',
-      metric='acc1',
-      value=1 - error,
-      **extra,
-  )
-
-
-def write(rows, path):
-  pd.DataFrame(rows)[list(table.COLUMNS)].to_csv(path, index=False)
-  return str(path)
+import results_rows
+from fitting import bootstrap, checks, cli, compare, forms, solver, text
 
 
 @pytest.fixture(scope='module')
@@ -54,8 +23,8 @@ def results(tmp_path_factory):
         for samples in np.geomspace(1e6, 1e9, 7):
           skew = np.log10(samples / (1e5 * gflops))
           error = a * (gflops * samples + np.exp(17.0)) ** c + d + 0.01 * skew**2
-          rows.append(cosine_run(arch, dataset, gflops, samples, error + rng.normal(0, 2e-3)))
-  return write(rows, tmp_path_factory.mktemp('reports') / 'results.csv')
+          rows.append(results_rows.row(arch, dataset, gflops, samples, error + rng.normal(0, 2e-3)))
+  return results_rows.write(rows, tmp_path_factory.mktemp('reports') / 'results.csv')
 
 
 CLIP_DFN = ['--where', 'arch=clip', '--where', 'pretrain_dataset=dfn']
@@ -119,10 +88,10 @@ def test_a_parameter_on_its_bound_is_a_warning(tmp_path, capsys):
   # Error falls like a power law minus an offset: the best offset d would be negative, so the
   # fit puts d on its bound of 0, ln d = -60.
   rows = [
-      cosine_run('clip', 'dfn', 10.0, c / 10, 2.0 * c**-0.1 - 0.05)
+      results_rows.row('clip', 'dfn', 10.0, c / 10, 2.0 * c**-0.1 - 0.05)
       for c in np.geomspace(1e7, 1e11, 12)
   ]
-  path = write(rows, tmp_path / 'results.csv')
+  path = results_rows.write(rows, tmp_path / 'results.csv')
   out_json = tmp_path / 'fit.json'
   argv = ['fit', '--results', path, '--task', 'imagenet1k', '--json', str(out_json)]
   status, out, _ = run(capsys, *argv)

@@ -16,10 +16,10 @@ import types
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
 
-from fitting import cache, executables, forms, solver, table
+import results_rows
+from fitting import cache, executables, forms, solver
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -27,29 +27,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
   x = np.geomspace(1e7, 1e11, 12)
-  rows = pd.DataFrame(
-      dict(
-          run_id=[f'r{i}' for i in range(len(x))],
-          arch='clip',
-          model='m',
-          pretrain_dataset='dfn',
-          lr_schedule='cosine',
-          lr=1e-3,
-          global_batch_size=256,
-          warmup=10,
-          total_samples=x / 10,
-          samples_seen=x / 10,
-          gflops_per_sample=10.0,
-          compute_gflops=x,
-          params=1e8,
-          task='imagenet1k',
-          metric='acc1',
-          value=1 - 2.0 * x**-0.1,
-      )
-  )
-  path = tmp_path_factory.mktemp('speed') / 'results.csv'
-  rows[list(table.COLUMNS)].to_csv(path, index=False)
-  return path
+  rows = [
+      results_rows.row('clip', 'dfn', 10.0, c / 10, 2.0 * c**-0.1, run_id=f'r{i}', model='m')
+      for i, c in enumerate(x)
+  ]
+  return pathlib.Path(results_rows.write(rows, tmp_path_factory.mktemp('speed') / 'results.csv'))
 
 
 def fit_process(results, cache_setting, *flags):

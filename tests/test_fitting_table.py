@@ -138,6 +138,11 @@ def test_import_paper_parquet(tmp_path):
           'model_gflops': [4.0] * 2,
           'gflops': [4e6, 8e6],
           'miou': [0.1, 0.2],
+          # What the released file holds besides: numbers about the run, not metrics.
+          'epoch': [1, 1],
+          'gpus': [8, 8],
+          'model_mparams': [62.3, 62.3],
+          'main_metric_value': [0.1, 0.2],
       }
   )
   path = tmp_path / 'run.parquet'
@@ -145,6 +150,7 @@ def test_import_paper_parquet(tmp_path):
   long = table.import_paper_parquet(path)
   assert list(long['compute_gflops']) == [4e6, 8e6]  # already total compute
   assert set(long['metric']) == {'miou'}
+  assert list(long['params']) == pytest.approx([62.3e6, 62.3e6])
   # Every row is a run's final evaluation: its own total, so both runs are points (a model's
   # largest samples_seen as everyone's total would leave only its longest run).
   assert list(long['total_samples']) == [1e6, 2e6]
