@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 import ml_collections
 
 from scaling_vlm import run as run_lib
+from scaling_vlm.train import storage
 from scaling_vlm.train.config import build_config, format_override, missing_inputs, validate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -181,13 +182,21 @@ def check_branch(branch: Planned, parent: Planned | None) -> None:
   ):
     if ours != theirs:
       raise ValueError(f'{key}={ours!r} differs from parent {parent.name!r} ({theirs!r}).')
-  batch = branch.plan.global_batch
-  kept = sorted(s * batch for s in parent.plan.milestone_steps)
+  batch, start = branch.plan.global_batch, branch.config.cooldown.start
+  states = storage.milestone_states(parent.config, parent.plan)
+  kept = sorted(s * batch for s in states)
   if branch.plan.start_samples not in kept:
     raise ValueError(
-        f'cooldown.start={branch.config.cooldown.start} is not a milestone of parent '
-        f'{parent.name!r}, whose checkpoints are kept at samples {kept}; add it to the '
-        "parent's checkpoint.milestones."
+        f'cooldown.start={start} is not a milestone of parent {parent.name!r}, whose '
+        f"checkpoints are kept at samples {kept}; add it to the parent's checkpoint.milestones."
+    )
+  # A branch continues AdamW where the parent was: it needs the full state there.
+  if states[branch.plan.start_samples // batch] != storage.FULL:
+    full = sorted(s * batch for s, state in states.items() if state == storage.FULL)
+    raise ValueError(
+        f'cooldown.start={start}: parent {parent.name!r} keeps only its parameters there '
+        f'(checkpoint.branch_points={parent.config.checkpoint.branch_points!r}, full state at '
+        f"samples {full}); add it to the parent's checkpoint.branch_points."
     )
 
 

@@ -183,6 +183,20 @@ def test_cooldown_branches_must_match_their_parent(tmp_path, branch_line, messag
     sweep.expand(sweep.load(path))
 
 
+def test_a_branch_starts_where_its_parent_keeps_full_state(tmp_path):
+  # Parameters alone at 512 (the parent names its branch points): AdamW cannot continue there.
+  parent = CONST.replace("'512,1024'}", "'512,1024', 'checkpoint.branch_points': '1024'}")
+  path = write_sweep(
+      tmp_path, f"  yield Run('const', 'configs/clip.py:tiny-1', {parent})\n" + branch(512)
+  )
+  message = (
+      "cooldown.start=512: parent 'const' keeps only its parameters there "
+      "(checkpoint.branch_points='1024', full state at samples [1024])"
+  )
+  with pytest.raises(sweep.SweepError, match=re.escape(message)):
+    sweep.expand(sweep.load(path))
+
+
 def test_override_values_reach_the_config_as_the_cli_reads_them(tmp_path):
   path = write_sweep(
       tmp_path,
