@@ -113,13 +113,16 @@ class Workdir:
       return ml_collections.ConfigDict(json.load(file))
 
   def config_conflicts(self, config: ml_collections.ConfigDict) -> list[str]:
-    """Keys where the config saved here differs from `config` (none if nothing is saved).
-    Keys added to the code since the run started, at their defaults, are no conflict."""
+    """Keys where the config saved here differs from `config` in what it trains (none if
+    nothing is saved): the trainer refuses to resume over them, and sweeps report them. Keys
+    added to the code since the run started, at their defaults, are no conflict, nor is what is
+    evaluated along the way (`eval.*`), which a resumed run may change."""
     if not self.has_config():
       return []
     with open(self.config) as file:
       saved = json.load(file)
-    return changed_keys(saved, json.loads(config.to_json_best_effort()))
+    changed = changed_keys(saved, json.loads(config.to_json_best_effort()))
+    return [key for key in changed if not key.startswith('eval.')]
 
   def write_config(self, config: ml_collections.ConfigDict) -> None:
     os.makedirs(self.path, exist_ok=True)

@@ -46,8 +46,11 @@ def test_a_run_reads_its_workdir(tmp_path):
   loaded = run.Run.load(str(tmp_path / 'tiny'))
   assert loaded.finished() and loaded.workdir.saved_steps() == {100}
   assert loaded.workdir.config_conflicts(config) == []
-  config.optim.lr = 5e-3
+  lr, config.optim.lr = config.optim.lr, 5e-3
   assert loaded.workdir.config_conflicts(config) == ['optim.lr']
+  # What is evaluated along the way is no part of what is trained: sweeps and the trainer agree.
+  config.optim.lr, config.eval.every = lr, '640'
+  assert loaded.workdir.config_conflicts(config) == []
   assert loaded.compute_gflops(3200) == pytest.approx(
       flops.forward_gflops(models.get_config('tiny-1')) * 3200
   )

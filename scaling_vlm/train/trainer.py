@@ -285,8 +285,7 @@ def claim_config(config: ml_collections.ConfigDict, workdir: run_lib.Workdir) ->
   """Resuming with a different config is an error, not a surprise. A workdir whose config.json
   has no checkpoint beside it holds a start that never got going (it failed or was killed
   before its first save): this config replaces it."""
-  # What is evaluated during training changes nothing trained: a resumed run may change it.
-  changed = [key for key in workdir.config_conflicts(config) if not key.startswith('eval.')]
+  changed = workdir.config_conflicts(config)
   if changed and workdir.saved_steps():
     raise ValueError(
         f'{workdir.path} holds a run with another config (differs in: '
@@ -340,8 +339,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if primary:
       ready = time.perf_counter() - setup_start
       log.info('%s (ready in %.1f s)', summary.data(config, parts.source), ready)
-    if primary and (not folder.has_config() or folder.config_conflicts(config)):
-      folder.write_config(config)  # the run starts now
+    if primary:
+      folder.write_config(config)  # the run (re)starts now, with these `eval.*` settings
     evals = evals_lib.TrainingEvals(config, parts.run, mesh, parts.graphdef)
     try:
       return _loop(config, parts, workdir, evals)
