@@ -20,6 +20,7 @@ import pathlib
 import pickle
 import platform
 import tempfile
+import threading
 
 import jax
 from jax.experimental import serialize_executable
@@ -30,6 +31,7 @@ from fitting import forms
 _SOURCES = ('solver.py', 'bootstrap.py', 'compare.py', 'forms.py', 'executables.py')
 _directory: pathlib.Path | None = None  # set by `use`; None: every program is jitted
 _loaded: dict[str, object] = {}  # key -> executable, for the life of the process
+_cache_switch = threading.Lock()  # held while `_compile` turns JAX's persistent cache off
 
 
 def use(directory: pathlib.Path | None) -> None:
@@ -102,13 +104,16 @@ def _save(path: pathlib.Path, executable) -> None:
 def _compile(jitted, form, args, static):
   """A fresh compile, never one served by JAX's persistent cache: an executable JAX loaded
   from there serialises into one that fails when the next process calls it (NOT_FOUND for one
-  of its fused functions)."""
-  enabled = jax.config.jax_enable_compilation_cache
-  jax.config.update('jax_enable_compilation_cache', False)
-  try:
-    return jitted.lower(form, *args, **static).compile()
-  finally:
-    jax.config.update('jax_enable_compilation_cache', enabled)
+  of its fused functions). The switch is process-wide (JAX has no public per-thread one), so
+  one lock holds it: two threads saving at once would otherwise restore each other's `False`
+  and leave the cache off for the rest of the process."""
+  with _cache_switch:
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update('jax_enable_compilation_cache', False)
+    try:
+      return jitted.lower(form, *args, **static).compile()
+    finally:
+      jax.config.update('jax_enable_compilation_cache', enabled)
 
 
 def call(name: str, jitted, form, *args, **static):
