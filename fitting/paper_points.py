@@ -37,8 +37,19 @@ def eligible(long: pd.DataFrame, group: paper_groups.Group) -> pd.DataFrame:
   The paper applies --max_x and --max_samples_seen to a run's totals (all_results' gflops_total
   and total_samples_seen, before it recomputes a constant-LR checkpoint's own compute), so a
   long constant-LR run is left out whole rather than cut at max_x; the other filters
-  (min_flops, warmup, last checkpoint of a cosine run, failed runs) are per checkpoint.
+  (min_flops, warmup, last checkpoint of a cosine run, failed runs) are per checkpoint. A group
+  with an eval_type (--eval_type) keeps only the rows evaluated so; the others take them all.
   """
+  if group.eval_type is not None:
+    if 'eval_type' not in long.columns:
+      raise ValueError(f'the table has no eval_type column for --eval_type {group.eval_type}')
+    rows = long[long['task'] == group.task.name]
+    if len(rows) and not (rows['eval_type'] == group.eval_type).any():
+      raise ValueError(
+          f'no {group.task.name} rows with eval_type {group.eval_type!r}; the table has '
+          f'{sorted(set(rows["eval_type"].map(str)))}'
+      )
+    long = long[long['eval_type'] == group.eval_type]
   samples = long['samples_seen'].to_numpy(np.float64)
   total = long['total_samples'].to_numpy(np.float64)
   with np.errstate(divide='ignore', invalid='ignore'):
@@ -47,7 +58,7 @@ def eligible(long: pd.DataFrame, group: paper_groups.Group) -> pd.DataFrame:
   task = (long['task'] == group.task.name).to_numpy()
   if task.any() and not (keep & task).any():
     raise ValueError(
-        f'no {group.task.name} run within the script\'s --max_x {group.max_x:g} GFLOPs and '
+        f"no {group.task.name} run within the script's --max_x {group.max_x:g} GFLOPs and "
         f'--max_samples_seen {group.max_samples:g}'
     )
   points = filters.eligible_points(

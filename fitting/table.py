@@ -54,6 +54,10 @@ PAPER_CSV_COLUMNS = (
     'global_batch_size',
     'warmup',
 )
+# Read where present and carried into the long table: how a row was evaluated (`similarity`,
+# `log_likelihood`, ...), which fig11's script selects on (--eval_type); tables without it
+# still import.
+PAPER_CSV_OPTIONAL_COLUMNS = ('eval_type',)
 PAPER_CSV_METRICS = (
     'acc1',
     'image_retrieval_recall@5',
@@ -199,6 +203,9 @@ def import_paper_csv(path) -> pd.DataFrame:
           'task': wide['downstream_dataset'],
       }
   )
+  for column in PAPER_CSV_OPTIONAL_COLUMNS:
+    if column in wide.columns:
+      base[column] = wide[column]
   return _melt(base, wide, metrics)
 
 
@@ -246,4 +253,5 @@ def _melt(base: pd.DataFrame, wide: pd.DataFrame, metrics: list[str]) -> pd.Data
   for metric in metrics:
     part = base.assign(metric=metric, value=wide[metric].to_numpy())
     parts.append(part[wide[metric].notna().to_numpy()])
-  return pd.concat(parts, ignore_index=True)[list(COLUMNS)]
+  extra = [c for c in base.columns if c not in COLUMNS]  # optional columns, after the contract's
+  return pd.concat(parts, ignore_index=True)[list(COLUMNS) + extra]

@@ -2,9 +2,10 @@
 
 Every cosine run's last checkpoint lies on its procedure's law (give or take a little noise),
 so the frontier is those points and a fit must give the law back. The tables also hold what
-the paper's filters must keep out: a cosine run's earlier checkpoint and a constant-LR
-checkpoint before warmup, each far better than the law (a filter that let them in would bend
-the fit), and runs that are simply worse (the frontier must pass over them).
+the paper's filters must keep out: a cosine run's earlier checkpoint, a constant-LR checkpoint
+before warmup and, for fig11's log-likelihood laws, evaluations of another type, each far
+better than the law (a filter that let them in would bend the fit), and runs that are simply
+worse (the frontier must pass over them).
 """
 
 import json
@@ -35,9 +36,25 @@ LAWS = {
         ('clip', paper_groups.RELAION): (2.5, -0.09, 0.28),
         ('mammut', paper_groups.RELAION): (6.0, -0.12, 0.24),
     },
+    # fig10's further benchmarks
+    'imagenet-r_test': {
+        ('clip', paper_groups.DATACOMP): (2.0, -0.08, 0.30),
+        ('mammut', paper_groups.DATACOMP): (4.0, -0.11, 0.25),
+    },
+    'datacomp_classification_stable_eval': {
+        ('clip', paper_groups.DATACOMP): (2.5, -0.09, 0.35),
+        ('mammut', paper_groups.DATACOMP): (5.0, -0.12, 0.30),
+    },
+    'imagenetv2_test': {
+        ('clip', paper_groups.DATACOMP): (3.0, -0.10, 0.28),
+        ('mammut', paper_groups.DATACOMP): (8.0, -0.13, 0.24),
+    },
 }
+# fig11: ImageNet-1k on DataComp-1B scored by log-likelihood. MaMMUT's runs score a little worse
+# this way than by similarity, so the groups that take every eval_type keep its similarity laws.
+LOG_LIKELIHOOD_LAWS = {'cap': (7.0, -0.13, 0.20), 'mammut': (9.0, -0.14, 0.165)}
 ADE_LAWS = {'clip': (2.0, -0.08, 0.45), 'mammut': (3.0, -0.11, 0.40)}
-METRIC = {'imagenet1k': 'acc1', 'mscoco_captions': 'image_retrieval_recall@5'}
+METRIC = {task: 'acc1' for task in LAWS} | {'mscoco_captions': 'image_retrieval_recall@5'}
 CONST_OFFSET = 0.01  # constant-LR checkpoints sit this far above the cosine law
 NOISE = 0.002  # on the cosine runs' last checkpoints, so that the bootstrap has work to do
 COMPUTE = np.geomspace(1e6, 1e12, 16)  # cosine runs, 0.4 decades apart
@@ -69,7 +86,7 @@ def wide_row(namespace, dataset, task, schedule, model_gflops, total, epoch, epo
       pretrain_dataset=dataset,
       downstream_dataset=task,
       lr_scheduler=schedule,
-      eval_type='similarity',
+      eval_type=kw.get('eval_type', 'similarity'),
       total_samples_seen=total,
       epoch=epoch,
       total_epochs=epochs,
@@ -122,6 +139,14 @@ def paper_rows():
       for epoch in range(1, 9):
         error = law(params, 4e11 * epoch / 8) - 0.05
         rows.append(wide_row(namespace, dataset, task, 'const', g, 4e11 / g, epoch, 8, error))
+  for namespace, params in LOG_LIKELIHOOD_LAWS.items():
+    for c in COMPUTE:
+      g = gflops(c)
+      args = (namespace, paper_groups.DATACOMP, 'imagenet1k', 'cosine', g, c / g, 8, 8)
+      error = law(params, c) + rng.normal(0, NOISE)
+      rows.append(wide_row(*args, error, eval_type='log_likelihood'))
+      if namespace == 'cap':  # another evaluation of the same run, which fig11 must leave out
+        rows.append(wide_row(*args, law(params, c) - 0.1, eval_type='contrastive'))
   return pd.DataFrame(rows)
 
 
@@ -268,6 +293,28 @@ def test_segmentation_optimal_samples_and_the_heldout_check(reported):
   assert fig9['check note'].str.startswith('no points above the threshold 1e+10').all()
 
 
+def test_fig11_fits_log_likelihood_evaluations_only(reported):
+  _, out = reported
+  laws = read_table(out, 'fig11_cap_mammut', 'laws').set_index('procedure')
+  intervals = read_table(out, 'fig11_cap_mammut', 'intervals').set_index('procedure')
+  for arch, params in LOG_LIKELIHOOD_LAWS.items():
+    # one point per run: neither MaMMUT's similarity rows nor CapPa's far better contrastive
+    # ones, which would pull its law down by 0.1
+    assert laws.loc[arch, 'points'] == len(COMPUTE)
+    assert intervals.loc[arch, 'E@1e+12'] == pytest.approx(law(params, 1e12), abs=0.01)
+  # the script's LARGE_FLOPS_MAPPING names no cap, and MaMMUT's 1e12 is all of COMPUTE
+  assert (laws['fitted points'] == laws['frontier points']).all()
+
+
+def test_fig12_fits_fewer_points_and_predicts_the_rest(reported):
+  _, out = reported
+  for group, above in (('fig12_imagenet_2p5e11', 2), ('fig12_coco_5e11', 1)):
+    laws = read_table(out, group, 'laws').set_index('procedure')
+    assert (laws['predicted above'] == above).all()  # COMPUTE above 2.5e11 and 5e11
+    assert (laws['fitted points'] == len(COMPUTE) - above).all()
+    assert 'd' not in laws.columns  # the saturation law
+
+
 def test_progress_is_printed_per_group(files, tmp_path, capsys):
   csv, parquet = files
   argv = ['--results', str(csv), '--parquet', str(parquet), '--out', str(tmp_path)]
@@ -290,9 +337,7 @@ def bad_run(tmp_path, frame, parquet=None, groups=()):
   return code, {g['name']: g['skipped'] for g in summary['groups']}
 
 
-def test_absent_namespaces_datasets_and_thin_groups_are_skipped_with_reasons(
-    tmp_path, capsys
-):
+def test_absent_namespaces_datasets_and_thin_groups_are_skipped_with_reasons(tmp_path, capsys):
   frame = paper_rows()
   frame = frame[(frame.namespace != 'siglip') & (frame.pretrain_dataset != paper_groups.RELAION)]
   coca = frame.namespace == 'coca'
@@ -301,19 +346,19 @@ def test_absent_namespaces_datasets_and_thin_groups_are_skipped_with_reasons(
   code, skipped = bad_run(tmp_path, frame[keep])
   assert code == 0
   assert skipped['fig5_siglip_clip'] == (
-      "siglip: no points with arch='siglip'; choose from ['clip', 'coca', 'mammut']"
+      "siglip: no points with arch='siglip'; choose from ['cap', 'clip', 'coca', 'mammut']"
   )
   assert skipped['fig2_relaion_coco'] == (
       "clip: no points with pretrain_dataset='relaion2b-en'; choose from ['datacomp_1b']"
   )
-  assert skipped['fig7_clip_imagenet'].startswith("relaion2b-en: no points with pretrain_dataset")
+  assert skipped['fig7_clip_imagenet'].startswith('relaion2b-en: no points with pretrain_dataset')
   assert skipped['fig9_coca_mammut'] == (
       'coca: only 3 frontier points up to 1e+11 for the 4 parameters of saturation_both'
   )
   assert skipped['fig8_ade20k'] == 'no --parquet file given'
   assert skipped['fig1_imagenet'] is None and skipped['fig4_const_coco'] is None
   printed = capsys.readouterr().out
-  assert "fig9_coca_mammut       skipped: coca: only 3 frontier points" in printed
+  assert 'fig9_coca_mammut       skipped: coca: only 3 frontier points' in printed
   report = (tmp_path / 'out' / 'report.md').read_text()
   assert "**Skipped:** siglip: no points with arch='siglip'" in report
 
@@ -326,6 +371,20 @@ def test_a_table_missing_columns_skips_its_groups_and_the_parquet_still_runs(fil
   assert code == 0 and skipped['fig8_ade20k'] is None
   assert "is missing columns ['warmup']" in skipped['fig1_imagenet']
   assert '\n' not in skipped['fig1_imagenet']
+
+
+def test_fig11_needs_the_eval_type_it_selects(tmp_path):
+  frame = paper_rows()
+  _, skipped = bad_run(tmp_path, frame.drop(columns=['eval_type']), groups=('fig11_cap_mammut',))
+  assert skipped['fig11_cap_mammut'] == (
+      'the table has no eval_type column for --eval_type log_likelihood'
+  )
+  frame = frame[frame.eval_type != 'log_likelihood']
+  _, skipped = bad_run(tmp_path, frame, groups=('fig11_cap_mammut',))
+  assert skipped['fig11_cap_mammut'] == (
+      "no imagenet1k rows with eval_type 'log_likelihood'; the table has "
+      "['contrastive', 'similarity']"
+  )
 
 
 def test_nothing_to_fit_and_unknown_groups_are_one_line_errors(files, tmp_path, capsys):
@@ -362,3 +421,11 @@ def test_groups_follow_the_paper_scripts():
   # fig7's MS-COCO calls pass no --max_samples_seen (the ImageNet ones pass 1e13 and 1e10)
   assert math.isinf(by_name['fig7_mammut_coco'].max_samples)
   assert by_name['fig7_mammut_imagenet'].max_samples == 1e10
+  assert by_name['fig10_imagenet_r'].task.name == 'imagenet-r_test'
+  assert {by_name[n].task.metric for n in paper_groups.GROUP_NAMES if 'fig10' in n} == {'acc1'}
+  assert by_name['fig11_cap_mammut'].eval_type == 'log_likelihood'
+  assert by_name['fig1_imagenet'].eval_type is None  # no other script passes --eval_type
+  assert math.isinf(by_name['fig11_cap_mammut'].procedures[0].fit_up_to)  # cap: not mapped
+  fig12 = by_name['fig12_coco_2p5e11']
+  assert (fig12.form, fig12.max_x, fig12.max_samples) == ('saturation', 2e12, 1e10)
+  assert {p.fit_up_to for p in fig12.procedures} == {2.5e11}

@@ -116,7 +116,7 @@ def test_import_paper_csv(tmp_path):
   path = tmp_path / 'all_results.csv.gz'
   wide.to_csv(path, index=False)
   long = table.import_paper_csv(path)
-  assert list(long.columns) == list(table.COLUMNS)
+  assert list(long.columns) == [*table.COLUMNS, 'eval_type']
   assert sorted(long['metric']) == ['acc1', 'image_retrieval_recall@5', 'text_retrieval_recall@5']
   coco = long[long.metric == 'image_retrieval_recall@5'].iloc[0]
   assert coco.samples_seen == 6.4e8 and coco.compute_gflops == pytest.approx(14.54 * 6.4e8)
@@ -227,6 +227,23 @@ def test_the_paper_namespaces_are_architectures_and_coca_or_siglip_is_not_clip(t
   assert list(filters.select(points, arch='clip')['model']) == ['ViT-B-32']
   with pytest.raises(ValueError, match=r"no points with arch='vit'; choose from \['cap', 'clip'"):
     filters.select(points, arch='vit')
+
+
+def test_the_paper_eval_type_is_carried_where_the_table_has_it(tmp_path):
+  # fig11 selects on it (--eval_type); tables without the column import as before
+  rows = [
+      paper_csv_row(eval_type='similarity'),
+      paper_csv_row(eval_type='log_likelihood', acc1=0.4),
+  ]
+  path = tmp_path / 'all_results.csv'
+  pd.DataFrame(rows).to_csv(path, index=False)
+  long = table.import_paper_csv(path)
+  assert list(long['eval_type']) == ['similarity', 'log_likelihood']
+  points = filters.eligible_points(long, 'imagenet1k', 'acc1', min_x=0.0)
+  assert list(filters.select(points, eval_type='log_likelihood')['value']) == [0.4]
+  pd.DataFrame(rows).drop(columns='eval_type').to_csv(path, index=False)
+  long = table.import_paper_csv(path)
+  assert list(long.columns) == list(table.COLUMNS) and list(long['value']) == [0.5, 0.4]
 
 
 def test_a_paper_run_id_is_one_training_run(tmp_path):
