@@ -5,6 +5,8 @@ checkpoint and a missing dataset are reported and skipped while the rest is eval
 import csv
 import os
 import shutil
+import subprocess
+import sys
 
 import ml_collections
 import pytest
@@ -235,3 +237,35 @@ def test_a_torn_results_file_loses_only_its_cut_line_and_the_next_write_repairs_
       ('320', 'acc1', '0.7'),
   ]
   assert not os.path.exists(path + '.tmp')
+
+
+def test_two_writers_of_one_table_keep_each_others_rows(tmp_path):
+  # Evaluation during training and a separate `evaluate` each hold the table as they read it.
+  info = results.RunInfo(run_lib.Run(tiny_config(), str(tmp_path / 'tiny')))
+  path = str(tmp_path / 'results.csv')
+  trainer_side, evaluate_side = results.ResultsFile(path), results.ResultsFile(path)
+  trainer_side.append(info.rows(10, 'synthetic/shape', {'acc1': 0.5}))
+  evaluate_side.append(info.rows(10, 'synthetic/colour', {'acc1': 0.7}))
+  evaluate_side.append(info.rows(10, 'synthetic/shape', {'acc1': 0.5}))  # done by the other
+  with open(path, newline='') as file:
+    rows = [(r['task'], r['value']) for r in csv.DictReader(file)]
+  assert rows == [('synthetic/shape', '0.5'), ('synthetic/colour', '0.7')]
+
+
+APPENDER = """
+import sys
+from scaling_vlm.evaluate import results
+table, who = results.ResultsFile(sys.argv[1]), sys.argv[2]
+for i in range(30):
+  row = dict.fromkeys(results.COLUMNS, '') | dict(run_id='r', samples_seen=i, task=who)
+  table.append([row | dict(metric='acc1', value=i)])
+"""
+
+
+def test_processes_appending_at_once_lose_no_row(tmp_path):
+  path = str(tmp_path / 'results.csv')
+  writers = [subprocess.Popen([sys.executable, '-c', APPENDER, path, f'task{k}']) for k in range(3)]
+  assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+  with open(path, newline='') as file:
+    rows = sorted((r['task'], int(r['samples_seen'])) for r in csv.DictReader(file))
+  assert rows == [(f'task{k}', i) for k in range(3) for i in range(30)]

@@ -11,6 +11,7 @@ rerun skips.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import logging
 import os
@@ -51,31 +52,38 @@ class ResultsFile:
   Every append replaces the file whole (a temporary file, fsynced, renamed over it), so a kill
   or a full disk leaves the table as it was before or after, never half a task's rows. A file
   torn by an older writer loses its cut-short last line, with a warning, and the next append
-  writes it back without it.
+  writes it back without it. Several processes may append to one run's table (evaluation
+  during training, a separate `python -m scaling_vlm.evaluate`): each append holds an exclusive
+  lock on `results.csv.lock` and reads the file again under it, so no writer replaces rows
+  another wrote since it last read, and rows of a (run, step, task) already there are not
+  written twice.
   """
 
   def __init__(self, path: str):
     self.path = path
+    self._read()
+
+  def _read(self) -> None:
     self.done: set[tuple[str, int, str]] = set()
     self.values: dict[tuple[str, int, str, str], float] = {}
     self.text = ''  # the file's complete lines
-    if not os.path.exists(path):
+    if not os.path.exists(self.path):
       return
-    with open(path, newline='') as file:
+    with open(self.path, newline='') as file:
       text = file.read()
     if text and not text.endswith('\n'):
       torn = text[text.rfind('\n') + 1 :]
       log.warning(
           '%s: dropped its last line, cut short by an interrupted write (%r); the next write '
           'repairs the file.',
-          path,
+          self.path,
           torn[:60],
       )
       text = text[: len(text) - len(torn)]
     reader = csv.DictReader(io.StringIO(text, newline=''))
     if tuple(reader.fieldnames or ()) != COLUMNS:
       raise ValueError(
-          f"{path} has columns {reader.fieldnames}, not the results table's {list(COLUMNS)};"
+          f"{self.path} has columns {reader.fieldnames}, not the results table's {list(COLUMNS)};"
           ' move it away to start a new one'
       )
     for row in reader:
@@ -91,18 +99,24 @@ class ResultsFile:
     return (run_id, samples_seen, task) in self.done
 
   def append(self, rows: list[dict]) -> None:
-    new = io.StringIO(newline='')
-    writer = csv.DictWriter(new, COLUMNS)
-    if not self.text:
-      writer.writeheader()
-    writer.writerows(rows)
-    text = self.text + new.getvalue()
-    temporary = f'{self.path}.tmp'
-    with open(temporary, 'w', newline='') as file:
-      file.write(text)
-      file.flush()
-      os.fsync(file.fileno())
-    os.replace(temporary, self.path)
+    with open(f'{self.path}.lock', 'a') as lock:
+      fcntl.lockf(lock, fcntl.LOCK_EX)  # released when the file closes, or its process dies
+      self._read()  # what other writers appended since this table was read
+      rows = [r for r in rows if not self.has(r['run_id'], int(r['samples_seen']), r['task'])]
+      if not rows:
+        return
+      new = io.StringIO(newline='')
+      writer = csv.DictWriter(new, COLUMNS)
+      if not self.text:
+        writer.writeheader()
+      writer.writerows(rows)
+      text = self.text + new.getvalue()
+      temporary = f'{self.path}.tmp'
+      with open(temporary, 'w', newline='') as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+      os.replace(temporary, self.path)
     self.text = text
     for row in rows:
       self._add(row)
