@@ -139,7 +139,8 @@ def run(
   pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS)
   try:
     futures = {
-        key: pool.submit(paper_laws.fit_law, laws, g, entry, heldout) for key, g, entry in tasks
+        key: pool.submit(paper_laws.fit_law, laws, g, entry, g.heldout or heldout)
+        for key, g, entry in tasks
     }
     done: dict[str, GroupResult] = {}
     for i, group in enumerate(chosen, 1):
@@ -149,7 +150,7 @@ def run(
       else:
         try:
           fitted = [futures[group.name, j].result() for j in range(len(entries))]
-          result = analyse(group, fitted, done, at=at, level=level)
+          result = analyse(group, fitted, done, at=group.at or at, level=level)
           result.notes[:0] = notes[group.name]
         except ValueError as error:
           result = GroupResult(group, skipped=str(error))

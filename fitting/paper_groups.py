@@ -7,8 +7,10 @@ one procedure per model and pretraining data set it fits, each with the script's
 LARGE_FLOPS_MAPPING threshold (fit up to it, predict above; a model the mapping does not name
 is fitted on every point). `fitting.paper` runs them.
 
-Not here: scripts/fig3.sh, which puts samples seen on the x axis; every group here, and the
-report's axes, --at and held-out threshold, are in compute.
+A group's laws are functions of compute, except fig3's, of samples seen (`Group.x`): there the
+script's --max_x and LARGE_FLOPS_MAPPING are samples, and the group names its own points for
+P(A beats B) and the held-out split, where the command's --at and --heldout-threshold are
+compute.
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ class Group:
   max_x: float = 1e12  # --max_x (main.py's default where a script sets none)
   max_samples: float = math.inf  # --max_samples_seen (none where a script sets none)
   eval_type: str | None = None  # --eval_type: the table's rows of this eval_type only
+  x: str = 'compute'  # --x_col: 'compute' (gflops_total) or 'samples' (total_samples_seen)
+  # In x's unit, where x is not compute: where P(A beats B) is read, and the held-out split.
+  at: tuple[float, ...] | None = None  # None: the command's --at
+  heldout: float | None = None  # None: the command's --heldout-threshold
   kind: str = 'law'  # 'law', or 'optimal': samples seen on the frontier against compute
   cosine_twin: str | None = None  # a constant-LR group: the cosine group to agree with
 
@@ -98,6 +104,10 @@ class Group:
   def quantity(self) -> str:
     """The frontier's column that the law models: its error, or the optimal samples seen."""
     return 'samples_seen' if self.kind == 'optimal' else 'error'
+
+  @property
+  def xlabel(self) -> str:
+    return 'samples seen D' if self.x == 'samples' else 'compute C [GFLOPs]'
 
   @property
   def ylabel(self) -> str:
@@ -120,6 +130,10 @@ _FIG5 = 'on DataComp-1B (saturation law)'
 _FIG7 = 'Re-LAION-2B vs DataComp-1B for'
 _FIG9 = 'on DataComp-1B, up to 1e10 GFLOPs'
 _FIG12 = 'CLIP vs MaMMUT on DataComp-1B (saturation law), fitted up to'
+_FIG3 = 'CLIP vs MaMMUT on DataComp-1B, against samples seen'
+# fig3's points, in samples seen: the grid's largest (12.8B) and twice it; the held-out check
+# fits up to 1.3B and predicts the 3B and 12.8B runs.
+_FIG3_AXIS = dict(x='samples', at=(1.28e10, 2.56e10), heldout=1.3e9)
 _RELAION_DATACOMP = ((RELAION, DATACOMP),)
 GROUPS = (
     Group('fig1_imagenet', _FIG1, 'scripts/fig1.sh', IMAGENET,
@@ -162,6 +176,13 @@ GROUPS = (
     Group('fig9_coca_mammut', f'CoCa vs MaMMUT {_FIG9}', 'scripts/fig9_siglip_coca.sh', IMAGENET,
           _archs(DATACOMP, coca=1e11, mammut=1e12), (('coca', 'mammut'),),
           max_x=1e10, max_samples=1e9),
+    # --x_col and --x_col_pareto total_samples_seen: --max_x and the mapping are samples.
+    Group('fig3_imagenet', _FIG3, 'scripts/fig3.sh', IMAGENET,
+          _archs(DATACOMP, mammut=1.3e10, clip=1.3e10), _CLIP_MAMMUT,
+          frontier='pareto_naive', max_x=1.3e10, max_samples=1.3e10, **_FIG3_AXIS),
+    Group('fig3_coco', _FIG3, 'scripts/fig3.sh', COCO,
+          _archs(DATACOMP, mammut=1.3e10, clip=1.3e10), _CLIP_MAMMUT,
+          frontier='pareto_naive', max_x=1.3e10, max_samples=1.3e10, **_FIG3_AXIS),
     Group('fig10_imagenet_r', _FIG1, 'scripts/fig10_extra_evals.sh', IMAGENET_R,
           _archs(DATACOMP, clip=1e12, mammut=1e12), _CLIP_MAMMUT, max_samples=1e10),
     Group('fig10_datacomp_eval', _FIG1, 'scripts/fig10_extra_evals.sh', DATACOMP_EVAL,

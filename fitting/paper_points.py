@@ -39,6 +39,9 @@ def eligible(long: pd.DataFrame, group: paper_groups.Group) -> pd.DataFrame:
   long constant-LR run is left out whole rather than cut at max_x; the other filters
   (min_flops, warmup, last checkpoint of a cosine run, failed runs) are per checkpoint. A group
   with an eval_type (--eval_type) keeps only the rows evaluated so; the others take them all.
+  Where the group's x is samples seen (fig3), --max_x caps a run's total samples, its x is each
+  point's samples seen, and, as main.py does there, no H- model is a point; min_flops stays on
+  compute.
   """
   if group.eval_type is not None:
     if 'eval_type' not in long.columns:
@@ -54,11 +57,15 @@ def eligible(long: pd.DataFrame, group: paper_groups.Group) -> pd.DataFrame:
   total = long['total_samples'].to_numpy(np.float64)
   with np.errstate(divide='ignore', invalid='ignore'):
     run_compute = long['compute_gflops'].to_numpy(np.float64) * total / samples
-  keep = (run_compute <= group.max_x) & (total <= group.max_samples)
+  by_samples = group.x == 'samples'
+  keep = ((total if by_samples else run_compute) <= group.max_x) & (total <= group.max_samples)
+  if by_samples:
+    keep &= ~long['model'].astype(str).str.contains('H-', regex=False).to_numpy()
   task = (long['task'] == group.task.name).to_numpy()
   if task.any() and not (keep & task).any():
+    unit = 'samples' if by_samples else 'GFLOPs'
     raise ValueError(
-        f"no {group.task.name} run within the script's --max_x {group.max_x:g} GFLOPs and "
+        f"no {group.task.name} run within the script's --max_x {group.max_x:g} {unit} and "
         f'--max_samples_seen {group.max_samples:g}'
     )
   points = filters.eligible_points(
@@ -69,7 +76,8 @@ def eligible(long: pd.DataFrame, group: paper_groups.Group) -> pd.DataFrame:
       max_samples=math.inf,
       min_x=paper_groups.MIN_FLOPS,
   )
-  return filters.select(points, lr_schedule=group.schedule)
+  points = filters.select(points, lr_schedule=group.schedule)
+  return points.assign(x=points['samples_seen'].astype(np.float64)) if by_samples else points
 
 
 @dataclasses.dataclass

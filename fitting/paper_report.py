@@ -95,7 +95,7 @@ def interval_rows(result: paper.GroupResult, at, level: float) -> list[dict]:
         named = {name: natural[:, i] for i, name in enumerate(fit.form.param_names)}
         named['ln b'] = boot.thetas[:, 1]
         del named['b']
-        where = at
+        where = result.group.at or at
       for name, values in named.items():
         row[f'{name} low'], row[f'{name} high'] = _interval(values, level)
       predictions = boot.predict(where)
@@ -126,7 +126,7 @@ def comparison_rows(result: paper.GroupResult, at) -> list[dict]:
           'crossover high': c.interval.high,
           'share crossing': c.interval.share_crossing,
       }
-      row |= {f'P(A beats B)@{x:g}': c.p_a_beats_b[float(x)] for x in at}
+      row |= {f'P(A beats B)@{x:g}': p for x, p in c.p_a_beats_b.items()}
       row['note'] = c.interval.note or ''
     rows.append(row)
   return rows
@@ -179,7 +179,7 @@ def draw(result: paper.GroupResult, path, level: float) -> None:
       curves,
       path,
       title=group.title,
-      xlabel='compute C [GFLOPs]',
+      xlabel=group.xlabel,
       ylabel=group.ylabel,
       y_range=(1.0, 1e16) if optimal else (0.0, 1.0),
       level=level,
@@ -228,12 +228,21 @@ def _describe(group: paper_groups.Group) -> str:
     law = 'log-log line of samples seen against compute on the frontier'
   else:
     law = f'{group.form} {_FORM_TEXT[group.form]}'
+    law = law.replace('C', 'D') if group.x == 'samples' else law  # E(D) = a·(D + b)^c + d
   limits = ', '.join(f'{p.label} {p.fit_up_to:g}' for p in group.procedures)
+  if group.x == 'samples':
+    selected = f'compute ≥ {paper_groups.MIN_FLOPS:g} GFLOPs, no H- model{samples}'
+    axis = (
+        f' The laws are functions of samples seen D, not compute (--x_col total_samples_seen): '
+        f'P(A beats B) at D = {", ".join(f"{x:g}" for x in group.at)}, held-out check fitted '
+        f'up to D = {group.heldout:g}.'
+    )
+  else:
+    selected, axis = f'compute {paper_groups.MIN_FLOPS:g}..{group.max_x:g} GFLOPs{samples}', ''
   return (
       f'`{group.script}`: {group.task.name}/{group.task.metric}, {group.schedule} runs '
-      f'({checkpoints}), compute {paper_groups.MIN_FLOPS:g}..{group.max_x:g} GFLOPs{samples}; '
-      f'{group.frontier} frontier; {law}; fitted up to (the script\'s LARGE_FLOPS_MAPPING): '
-      f'{limits}.'
+      f'({checkpoints}), {selected}; {group.frontier} frontier; {law}; fitted up to (the '
+      f"script's LARGE_FLOPS_MAPPING): {limits}.{axis}"
   )
 
 
@@ -256,13 +265,13 @@ def markdown(results: list[paper.GroupResult], settings: dict, by_group: dict) -
       f'From `{settings["results"]}`'
       + (f' and `{settings["parquet"]}`' if settings['parquet'] else '')
       + f': {len(fitted)} of {len(results)} groups fitted in {settings["seconds"]:.1f} s. '
-      'Each group is one figure of the paper, fitted with its script\'s filters, frontier and '
+      "Each group is one figure of the paper, fitted with its script's filters, frontier and "
       'law (LAION-AI/scaling-laws-for-comparison, `scaling_laws/main.py`); C is compute in '
       'GFLOPs, E the error, 1 − metric.',
       '',
-      'Beyond the paper: each law\'s fitted frontier points resampled '
+      "Beyond the paper: each law's fitted frontier points resampled "
       f'{settings["bootstrap"]} times (as the paper\'s `fit_bootstrap` resamples them; it runs '
-      f'one), with {100 * level:.0f}% percentile intervals; each pair\'s crossover interval and '
+      f"one), with {100 * level:.0f}% percentile intervals; each pair's crossover interval and "
       f'P(A beats B) at {", ".join(f"{x:g}" for x in settings["at"])} GFLOPs from replicate '
       'pairs; a held-out check that fits frontier points up to '
       f'{settings["heldout_threshold"]:g} and predicts those above; and whether the '

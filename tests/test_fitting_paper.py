@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fitting import cli, paper_groups
+from fitting import cli, paper, paper_groups, paper_points, table
 
 LN_B = 17.0
 # (a, c, d) of E(C) = a·(C + e^17)^c + d per task and (namespace, data set).
@@ -315,6 +315,48 @@ def test_fig12_fits_fewer_points_and_predicts_the_rest(reported):
     assert 'd' not in laws.columns  # the saturation law
 
 
+def test_fig3_fits_error_against_samples_seen(files, reported):
+  csv, _ = files
+  (result,) = paper.run(csv, groups=['fig3_imagenet'], bootstrap=0, log=lambda line: None)
+  samples = np.geomspace(1e7, 1e9, 5)
+  for fitted in result.laws:
+    # Every cosine run is at D = 1e3·C^0.5: the law in D must give the law in C back.
+    truth = law(LAWS['imagenet1k'][fitted.spec.arch, paper_groups.DATACOMP], (samples / 1e3) ** 2)
+    np.testing.assert_allclose(fitted.proc.fit.predict(samples), truth, atol=0.01)
+    assert fitted.proc.frontier['x'].max() == pytest.approx(1e9)  # samples, not 1e12 GFLOPs
+  _, out = reported
+  comparisons = read_table(out, 'fig3_imagenet', 'comparisons')
+  assert {'P(A beats B)@1.28e+10', 'P(A beats B)@2.56e+10'} <= set(comparisons.columns)
+  assert 'held-out check fitted up to D = 1.3e+09' in (out / 'report.md').read_text()
+
+
+def test_fig3_leaves_out_h_models_and_caps_samples_not_compute(files):
+  csv, _ = files
+  frame = paper_rows()
+  clip = frame[(frame.namespace == 'clip') & (frame.downstream_dataset == 'imagenet1k')]
+  last = clip[clip.epoch == clip.total_epochs].head(3)
+  # main.py drops H- models only where x is samples seen; --max_x 1.3e10 caps samples there.
+  huge = last.assign(model='ViT-H-14', acc1=0.99)
+  long_run = last.head(1).assign(total_samples_seen=2e10, acc1=0.99)
+  long_run['gflops_total'] = long_run['gflops'] * 2e10
+  long = table.import_paper_csv(_write(pd.concat([frame, huge, long_run]), csv))
+  fig3 = paper_groups.get_groups(['fig3_imagenet'])[0]
+  points = paper_points.eligible(long, fig3)
+  assert not points['model'].str.contains('H-').any()
+  assert points['samples_seen'].max() <= 1.3e10
+  assert (points['x'] == points['samples_seen']).all()
+  fig1 = paper_groups.get_groups(['fig1_imagenet'])[0]
+  assert paper_points.eligible(long, fig1)['model'].str.contains('H-').any()
+  prepared, _ = paper_points.prepare(fig3, {'csv': long})
+  assert {p.spec.label for p in prepared} == {'clip', 'mammut'}
+
+
+def _write(frame, like):
+  path = like.parent / 'fig3.csv'
+  frame.to_csv(path, index=False)
+  return path
+
+
 def test_progress_is_printed_per_group(files, tmp_path, capsys):
   csv, parquet = files
   argv = ['--results', str(csv), '--parquet', str(parquet), '--out', str(tmp_path)]
@@ -422,6 +464,15 @@ def test_groups_follow_the_paper_scripts():
   assert math.isinf(by_name['fig7_mammut_coco'].max_samples)
   assert by_name['fig7_mammut_imagenet'].max_samples == 1e10
   assert by_name['fig10_imagenet_r'].task.name == 'imagenet-r_test'
+  fig3 = by_name['fig3_coco']  # --x_col total_samples_seen: max_x and the mapping in samples
+  assert (fig3.x, fig3.frontier, fig3.max_x, fig3.max_samples) == (
+      'samples',
+      'pareto_naive',
+      1.3e10,
+      1.3e10,
+  )
+  assert {p.fit_up_to for p in fig3.procedures} == {1.3e10}
+  assert all(g.x == 'compute' for g in paper_groups.GROUPS if not g.name.startswith('fig3'))
   assert {by_name[n].task.metric for n in paper_groups.GROUP_NAMES if 'fig10' in n} == {'acc1'}
   assert by_name['fig11_cap_mammut'].eval_type == 'log_likelihood'
   assert by_name['fig1_imagenet'].eval_type is None  # no other script passes --eval_type
