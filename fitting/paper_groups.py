@@ -106,6 +106,11 @@ class Group:
     return 'samples_seen' if self.kind == 'optimal' else 'error'
 
   @property
+  def variable(self) -> str:
+    """The laws' variable as the report writes them: C (compute) or D (samples seen)."""
+    return 'D' if self.x == 'samples' else 'C'
+
+  @property
   def xlabel(self) -> str:
     return 'samples seen D' if self.x == 'samples' else 'compute C [GFLOPs]'
 

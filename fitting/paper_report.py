@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from fitting import filters, paper, paper_groups, paper_laws, plot, report
+from fitting import filters, paper, paper_groups, paper_laws, plot, report, text
 
 TABLE_KINDS = ('laws', 'intervals', 'comparisons', 'agreement')
 _CAPTIONS = dict(
@@ -26,11 +26,6 @@ _CAPTIONS = dict(
     comparisons='Comparisons (beyond the paper: interval and P(A beats B))',
     agreement='Constant-LR laws against the cosine laws (beyond the paper)',
 )
-_FORM_TEXT = {
-    'saturation_both': 'E(C) = a·(C + b)^c + d',
-    'saturation': 'E(C) = a·(C + b)^c',
-    'power_law': 'D(C) = a·C^c',
-}
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -174,6 +169,7 @@ def draw(result: paper.GroupResult, path, level: float) -> None:
     for law in result.cosine.laws:
       front = (law.proc.frontier['x'].to_numpy(), law.proc.frontier['error'].to_numpy())
       curves.append(plot.Curve(f'{law.spec.label} (cosine)', front, front, law.proc.fit))
+  curves = [dataclasses.replace(c, variable=group.variable) for c in curves]
   optimal = group.kind == 'optimal'
   plot.figure(
       curves,
@@ -227,8 +223,7 @@ def _describe(group: paper_groups.Group) -> str:
   if group.kind == 'optimal':
     law = 'log-log line of samples seen against compute on the frontier'
   else:
-    law = f'{group.form} {_FORM_TEXT[group.form]}'
-    law = law.replace('C', 'D') if group.x == 'samples' else law  # E(D) = a·(D + b)^c + d
+    law = f'{group.form} {text.LAWS[group.form].replace("C", group.variable)}'
   limits = ', '.join(f'{p.label} {p.fit_up_to:g}' for p in group.procedures)
   if group.x == 'samples':
     selected = f'compute ≥ {paper_groups.MIN_FLOPS:g} GFLOPs, no H- model{samples}'
@@ -252,8 +247,8 @@ def _headline(result: paper.GroupResult) -> str:
   return paper.progress(result).rsplit(' (at ', 1)[0]
 
 
-def _escape_md(text: str) -> str:
-  return text.replace('|', '\\|')
+def _escape_md(cell: str) -> str:
+  return cell.replace('|', '\\|')
 
 
 def markdown(results: list[paper.GroupResult], settings: dict, by_group: dict) -> str:
@@ -300,10 +295,10 @@ def markdown(results: list[paper.GroupResult], settings: dict, by_group: dict) -
   return '\n'.join(lines).rstrip() + '\n'
 
 
-def _latex_text(text: str) -> str:
+def _latex_text(cell: str) -> str:
   for a, b in (('\\', r'\textbackslash{}'), ('_', r'\_'), ('%', r'\%'), ('&', r'\&'), ('#', r'\#')):
-    text = text.replace(a, b)
-  return text.replace('≤', r'$\le$').replace('·', r'$\cdot$').replace('−', '-')
+    cell = cell.replace(a, b)
+  return cell.replace('≤', r'$\le$').replace('·', r'$\cdot$').replace('−', '-')
 
 
 def latex(results: list[paper.GroupResult], settings: dict, by_group: dict) -> str:

@@ -37,6 +37,7 @@ class Curve:
   fit: solver.Fit
   boot: bootstrap_lib.Bootstrap | None = None
   held_out: heldout_lib.HeldOut | None = None
+  variable: str = 'C'  # the law's variable in its legend: compute, or D for samples seen
 
   def fitted_range(self) -> tuple[float, float]:
     """The compute the law was fitted on: the frontier, up to the held-out threshold where
@@ -48,7 +49,7 @@ class Curve:
 
   def law_label(self) -> str:
     """'clip: E = a·(C + b)^c + d, a=8.3, b=3.21e+07, c=-0.178, d=0.367'."""
-    law = text.LAWS.get(self.fit.form.name, self.fit.form.name)
+    law = text.LAWS.get(self.fit.form.name, self.fit.form.name).replace('C', self.variable)
     values = ', '.join(f'{k}={v:.3g}' for k, v in self.fit.params.items())
     return f'{self.label}: {law}, {values}'
 

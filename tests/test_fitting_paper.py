@@ -8,6 +8,7 @@ better than the law (a filter that let them in would bend the fit), and runs tha
 worse (the frontier must pass over them).
 """
 
+import dataclasses
 import json
 import math
 
@@ -327,7 +328,11 @@ def test_fig3_fits_error_against_samples_seen(files, reported):
   _, out = reported
   comparisons = read_table(out, 'fig3_imagenet', 'comparisons')
   assert {'P(A beats B)@1.28e+10', 'P(A beats B)@2.56e+10'} <= set(comparisons.columns)
-  assert 'held-out check fitted up to D = 1.3e+09' in (out / 'report.md').read_text()
+  report = (out / 'report.md').read_text()
+  assert 'held-out check fitted up to D = 1.3e+09' in report
+  assert 'saturation_both E = a·(D + b)^c + d' in report  # the law's variable is D, not C
+  legend = result.laws[0].proc.curve()
+  assert 'E = a·(D + b)^c + d' in dataclasses.replace(legend, variable='D').law_label()
 
 
 def test_fig3_leaves_out_h_models_and_caps_samples_not_compute(files):
