@@ -40,6 +40,8 @@ class GroupResult:
   notes: list[str] = dataclasses.field(default_factory=list)
   cosine: GroupResult | None = None  # a constant-LR group's cosine twin, drawn beside it
   skipped: str | None = None
+  # Where P(A beats B) and predictions are read: the group's own points, or the command's --at.
+  at: tuple[float, ...] = ()
   done_at: float = 0.0  # seconds since the command started (laws are fitted ahead, in threads)
 
   def law(self, label: str) -> paper_laws.Law:
@@ -72,7 +74,7 @@ def analyse(
     level: float,
 ) -> GroupResult:
   """The group's comparisons and, for a constant-LR group, its agreement with the cosine one."""
-  result = GroupResult(group, laws=laws)
+  result = GroupResult(group, laws=laws, at=tuple(at))
   fitted = {law.spec.label for law in laws}
   for a, b in group.comparisons:
     if a in fitted and b in fitted:

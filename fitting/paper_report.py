@@ -76,7 +76,7 @@ def law_rows(result: paper.GroupResult) -> list[dict]:
   return rows
 
 
-def interval_rows(result: paper.GroupResult, at, level: float) -> list[dict]:
+def interval_rows(result: paper.GroupResult, level: float) -> list[dict]:
   rows = []
   for law in result.laws:
     boot, fit = law.proc.boot, law.proc.fit
@@ -90,7 +90,7 @@ def interval_rows(result: paper.GroupResult, at, level: float) -> list[dict]:
         named = {name: natural[:, i] for i, name in enumerate(fit.form.param_names)}
         named['ln b'] = boot.thetas[:, 1]
         del named['b']
-        where = result.group.at or at
+        where = result.at
       for name, values in named.items():
         row[f'{name} low'], row[f'{name} high'] = _interval(values, level)
       predictions = boot.predict(where)
@@ -111,7 +111,7 @@ def interval_rows(result: paper.GroupResult, at, level: float) -> list[dict]:
   return rows
 
 
-def comparison_rows(result: paper.GroupResult, at) -> list[dict]:
+def comparison_rows(result: paper.GroupResult) -> list[dict]:
   rows = []
   for c in result.comparisons:
     row = dict(A=c.a, B=c.b, crossover=_nan(c.crossover))
@@ -147,12 +147,12 @@ def agreement_rows(result: paper.GroupResult) -> list[dict]:
   return rows
 
 
-def tables(result: paper.GroupResult, at, level: float) -> dict[str, list[dict]]:
+def tables(result: paper.GroupResult, level: float) -> dict[str, list[dict]]:
   """The group's non-empty tables, by kind."""
   out = dict(
       laws=law_rows(result),
-      intervals=interval_rows(result, at, level),
-      comparisons=comparison_rows(result, at),
+      intervals=interval_rows(result, level),
+      comparisons=comparison_rows(result),
       agreement=agreement_rows(result),
   )
   return {kind: rows for kind, rows in out.items() if rows}
@@ -367,9 +367,7 @@ def write(results: list[paper.GroupResult], out: pathlib.Path, settings: dict) -
   out = pathlib.Path(out)
   folder = out / 'tables'
   folder.mkdir(parents=True, exist_ok=True)
-  by_group = {
-      r.group.name: tables(r, settings['at'], settings['level']) for r in results if not r.skipped
-  }
+  by_group = {r.group.name: tables(r, settings['level']) for r in results if not r.skipped}
   for name, group_tables in by_group.items():
     for kind, rows in group_tables.items():
       for suffix in ('csv', 'tex'):
