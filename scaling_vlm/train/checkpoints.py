@@ -109,7 +109,7 @@ class Checkpoints:
             preservation_policy=policy, enable_async_checkpointing=async_save, create=create
         ),
     )
-    self.full.update(s for s in self.manager.all_steps() if self._has_data(s))
+    self.full.update(s for s in self.manager.all_steps() if is_full(self.directory, s))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -124,24 +124,15 @@ class Checkpoints:
   def kept(self, step: int) -> str:
     """What the checkpoint at `step` holds: FULL, PARAMS or PARAMS_BF16 as the trainer saved it
     (checkpoints saved before the record existed were all full), or IMPORTED."""
-    if self._has_data(step):
+    if is_full(self.directory, step):
       return FULL
     if not os.path.isfile(os.path.join(self.directory, str(step), '_CHECKPOINT_METADATA')):
       return IMPORTED  # written by a plain checkpointer: orbax would warn that it has no record
     # Orbax warns, through absl, that it has no handler for the `state` item whose metadata it
     # also reads; the step's record is all that is wanted here.
-    absl = logging.getLogger('absl')
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
+    with absl_errors_only():
       custom = self.manager.metadata(step).custom_metadata or {}
-    finally:
-      absl.setLevel(level)
     return custom.get(STATE_KEY, IMPORTED)
-
-  def _has_data(self, step: int) -> bool:
-    """Whether the step holds a data-iterator state: only full checkpoints do."""
-    return os.path.isdir(os.path.join(self.directory, str(step), 'data'))
 
   @contextlib.contextmanager
   def _writing(self):
@@ -247,6 +238,12 @@ def to_pure(tree):
   if set(tree) == {'value'}:
     return tree['value']
   return {int(k) if k.isdigit() else k: to_pure(v) for k, v in tree.items()}
+
+
+def is_full(directory: str, step: int) -> bool:
+  """Whether the checkpoint at `step` under `directory` holds a full train state: only those
+  hold a data-iterator state, so only those can be resumed from."""
+  return os.path.isdir(os.path.join(directory, str(step), 'data'))
 
 
 @contextlib.contextmanager

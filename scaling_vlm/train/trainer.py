@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import threading
 import time
 from typing import Callable
@@ -33,7 +32,7 @@ from scaling_vlm.train import checkpoints as checkpoints_lib
 from scaling_vlm.train import evals as evals_lib, losses, metrics as metrics_lib, preemption
 from scaling_vlm.train import schedules, step as step_lib, storage, summary, wandb_log, xla_flags
 from scaling_vlm.train.config import check_batch_fits_mesh, check_devices, check_inputs
-from scaling_vlm.train.config import eval_specs, parse_count, resolve_model, validate
+from scaling_vlm.train.config import eval_specs, resolve_model, validate
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +182,7 @@ def init_params(config: ml_collections.ConfigDict, workdir: str) -> dict[str, np
   full state: parameters-only milestones alone are no place to resume from) or is finished."""
   folder = run_lib.Workdir(workdir)
   saved = folder.saved_steps()
-  resumable = any(os.path.isdir(os.path.join(folder.checkpoints, str(s), 'data')) for s in saved)
+  resumable = any(checkpoints_lib.is_full(folder.checkpoints, s) for s in saved)
   finished = run_lib.RunPlan.from_config(config).total_steps in saved
   if not config.init.checkpoint or resumable or finished:
     return None
@@ -246,7 +245,7 @@ def check_branch_point(config: ml_collections.ConfigDict) -> None:
   if config.optim.schedule != 'cooldown':
     return
   parent_dir = run_lib.Workdir(config.cooldown.parent)
-  step = parse_count(config.cooldown.start, 'cooldown.start') // config.train.global_batch
+  step = run_lib.RunPlan.from_config(config).cooldown_start
   if step not in parent_dir.saved_steps():
     return  # _restore names the steps there are (and a resumed branch needs none)
   parent = checkpoints_lib.Checkpoints(parent_dir.checkpoints, [], async_save=False, create=False)
