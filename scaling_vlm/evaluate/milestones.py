@@ -112,9 +112,7 @@ def evaluate_runs(
   runs = []
   for workdir in workdirs:
     try:
-      runs.append(
-          RunEvaluation(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh)
-      )
+      runs.append(RunEvaluation(workdir, specs, synthetic_size, batch_size, dataset, summary, mesh))
     except (OSError, ValueError) as error:  # not a run: the next one
       progress.note(f"{workdir}: SKIPPED: {summary.skip(workdir, None, 'run', error)}")
   for run in runs:
@@ -174,9 +172,7 @@ class RunEvaluation:
         f' before, {unsaved} milestones not saved yet'
     )
 
-  def evaluate(
-      self, progress: progress_lib.Progress, stop: threading.Event | None = None
-  ) -> None:
+  def evaluate(self, progress: progress_lib.Progress, stop: threading.Event | None = None) -> None:
     """Every planned checkpoint, then the run's TensorBoard file is closed; `stop`, once set,
     ends it between tasks."""
     try:
@@ -223,7 +219,7 @@ class RunEvaluation:
     samples, label = step * self.info.plan.global_batch, self.label(step)
     progress = progress or progress_lib.Progress()
     if todo is None:  # another process may have evaluated this step since the table was read
-      self.table = results_lib.ResultsFile(self.table.path)
+      self.table.reload()
       todo = [t for t in self.tasks if not self.table.has(self.run_id, samples, t.name)]
     todo = [t for t in todo if t.name not in self.failed_loads]
     written: dict[str, dict] = {}

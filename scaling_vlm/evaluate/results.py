@@ -61,9 +61,10 @@ class ResultsFile:
 
   def __init__(self, path: str):
     self.path = path
-    self._read()
+    self.reload()
 
-  def _read(self) -> None:
+  def reload(self) -> None:
+    """The file as it is now on disk (another process may have appended since)."""
     self.done: set[tuple[str, int, str]] = set()
     self.values: dict[tuple[str, int, str, str], float] = {}
     self.text = ''  # the file's complete lines
@@ -101,7 +102,7 @@ class ResultsFile:
   def append(self, rows: list[dict]) -> None:
     with open(f'{self.path}.lock', 'a') as lock:
       fcntl.lockf(lock, fcntl.LOCK_EX)  # released when the file closes, or its process dies
-      self._read()  # what other writers appended since this table was read
+      self.reload()  # what other writers appended since this table was read
       rows = [r for r in rows if not self.has(r['run_id'], int(r['samples_seen']), r['task'])]
       if not rows:
         return
