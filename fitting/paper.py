@@ -166,15 +166,20 @@ def run(
   return list(done.values())
 
 
-def progress(result: GroupResult) -> str:
-  """One line on a finished group: what was fitted and how long it took, or why not."""
+def headline(result: GroupResult) -> str:
+  """What a finished group found, in a few words, or why it was skipped."""
   if result.skipped:
     return f'skipped: {result.skipped}'
   parts = [f'{len(result.laws)} laws']
   for c in result.comparisons:
     where = 'no crossover' if c.crossover is None else f'cross at {c.crossover:.2g}'
     parts.append(f'{c.a} vs {c.b}: {where}')
-  return ', '.join(parts) + f' (at {result.done_at:.1f} s)'
+  return ', '.join(parts)
+
+
+def progress(result: GroupResult) -> str:
+  """The group's progress line: its headline, and when it was done unless skipped."""
+  return headline(result) + ('' if result.skipped else f' (at {result.done_at:.1f} s)')
 
 
 def command(args) -> dict:

@@ -28,15 +28,6 @@ _CAPTIONS = dict(
 )
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-  values = values[np.isfinite(values)]
-  if not len(values):
-    return math.nan, math.nan
-  tail = 50 * (1 - level)
-  lo, hi = np.percentile(values, [tail, 100 - tail])
-  return float(lo), float(hi)
-
-
 def _mse(predicted, actual) -> float:
   return float(np.mean((np.asarray(predicted) - np.asarray(actual)) ** 2))
 
@@ -82,22 +73,21 @@ def interval_rows(result: paper.GroupResult, level: float) -> list[dict]:
     boot, fit = law.proc.boot, law.proc.fit
     row = dict(procedure=law.spec.label)
     if boot is not None:
-      if law.allocation is not None:
-        named = dict(slope=boot.thetas[:, 1], coefficient=np.exp(boot.thetas[:, 0]))
+      intervals = boot.param_intervals(level)
+      if law.allocation is not None:  # the power law D_opt = a·C^c: coefficient and slope
+        named = dict(slope=intervals['c'], coefficient=intervals['a'])
         where = paper_groups.OPTIMAL_AT
-      else:
-        natural = boot.natural()
-        named = {name: natural[:, i] for i, name in enumerate(fit.form.param_names)}
-        named['ln b'] = boot.thetas[:, 1]
-        del named['b']
+      else:  # as the paper prints them: ln b, not b
+        named = {name: bounds for name, bounds in intervals.items() if name != 'b'}
+        named['ln b'] = named.pop('ln_b')
         where = result.at
-      for name, values in named.items():
-        row[f'{name} low'], row[f'{name} high'] = _interval(values, level)
-      predictions = boot.predict(where)
+      for name, (low, high) in named.items():
+        row[f'{name} low'], row[f'{name} high'] = low, high
+      lows, highs = boot.prediction_interval(where, level)
       what = 'E' if law.allocation is None else 'D_opt'
       for i, x in enumerate(where):
         row[f'{what}@{x:g}'] = float(fit.predict([x])[0])
-        row[f'{what}@{x:g} low'], row[f'{what}@{x:g} high'] = _interval(predictions[:, i], level)
+        row[f'{what}@{x:g} low'], row[f'{what}@{x:g} high'] = float(lows[i]), float(highs[i])
     check = law.check
     errors = np.abs(check.relative_error) if check is not None else np.full(1, np.nan)
     row |= {
@@ -223,7 +213,7 @@ def _describe(group: paper_groups.Group) -> str:
   if group.kind == 'optimal':
     law = 'log-log line of samples seen against compute on the frontier'
   else:
-    law = f'{group.form} {text.LAWS[group.form].replace("C", group.variable)}'
+    law = f'{group.form} {text.law_text(group.form, group.variable)}'
   limits = ', '.join(f'{p.label} {p.fit_up_to:g}' for p in group.procedures)
   if group.x == 'samples':
     selected = f'compute ≥ {paper_groups.MIN_FLOPS:g} GFLOPs, no H- model{samples}'
@@ -239,12 +229,6 @@ def _describe(group: paper_groups.Group) -> str:
       f'({checkpoints}), {selected}; {group.frontier} frontier; {law}; fitted up to (the '
       f"script's LARGE_FLOPS_MAPPING): {limits}.{axis}"
   )
-
-
-def _headline(result: paper.GroupResult) -> str:
-  if result.skipped:
-    return f'skipped: {result.skipped}'
-  return paper.progress(result).rsplit(' (at ', 1)[0]
 
 
 def _escape_md(cell: str) -> str:
@@ -276,7 +260,7 @@ def markdown(results: list[paper.GroupResult], settings: dict, by_group: dict) -
       '|---|---|---|',
   ]
   lines += [
-      f'| [{r.group.name}](#{r.group.name}) | `{r.group.script}` | {_escape_md(_headline(r))} |'
+      f'| [{r.group.name}](#{r.group.name}) | `{r.group.script}` | {_escape_md(paper.headline(r))} |'
       for r in results
   ]
   for result in results:

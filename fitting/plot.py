@@ -49,7 +49,7 @@ class Curve:
 
   def law_label(self) -> str:
     """'clip: E = a·(C + b)^c + d, a=8.3, b=3.21e+07, c=-0.178, d=0.367'."""
-    law = text.LAWS.get(self.fit.form.name, self.fit.form.name).replace('C', self.variable)
+    law = text.law_text(self.fit.form.name, self.variable)
     values = ', '.join(f'{k}={v:.3g}' for k, v in self.fit.params.items())
     return f'{self.label}: {law}, {values}'
 

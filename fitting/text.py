@@ -21,6 +21,11 @@ LOSSES = {
 AXES = {'compute_gflops': ('compute', 'GFLOPs'), 'samples_seen': ('samples seen', 'samples')}
 
 
+def law_text(form: str, variable: str = 'C') -> str:
+  """A form's law in symbols, 'E = a·(C + b)^c + d', in `variable` (D: samples seen)."""
+  return LAWS.get(form, form).replace('C', variable)
+
+
 def axis_label(x: str) -> str:
   """'compute (GFLOPs)': an x axis with its unit."""
   what, unit = AXES.get(x, (x, ''))
@@ -55,7 +60,7 @@ def _warnings(warnings: list[str]) -> list[str]:
 def fit_text(summary: dict, x: str = 'compute_gflops') -> str:
   """The report of `fit`: law, parameters with intervals, points, MSE, held out, predictions."""
   _, unit = AXES.get(x, (x, ''))
-  law = LAWS.get(summary['form'], summary['form'])
+  law = law_text(summary['form'])
   lines = [f"{summary['label']}: {law} ({summary['form']}, {LOSSES[summary['loss']]})"]
   held = summary.get('held_out')
   limit = math.inf if held is None else held['threshold']
