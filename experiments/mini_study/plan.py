@@ -32,11 +32,6 @@ class Procedure:
   cosine: bool = True  # whether cosine runs check the cheap method on it
   skip: frozenset[str] = frozenset()  # ladder models it leaves out, to fit the time budget
 
-  @property
-  def where(self) -> dict:
-    """Its rows of the results table."""
-    return dict(arch=self.arch, pretrain_dataset=self.dataset)
-
 
 PROCEDURES = {name: Procedure(name, spec.title) for name, spec in archs.ARCHS.items()} | {
     # On a CPU its step-by-step scan makes CLIMP's tiny-4 cost as much as the rest of its ladder.

@@ -59,13 +59,19 @@ def _frontier_ends(analysis: list[dict]) -> list[str]:
   return out
 
 
+def _leader(pair: dict) -> tuple[str, str, float]:
+  """(the procedure ahead at the largest compute, the other, its share of replicates)."""
+  a, b, p = pair['a'], pair['b'], pair['p_a_beats_b_at_max']
+  return (a, b, p) if p >= 0.5 else (b, a, 1 - p)
+
+
 def verdict(entry: dict) -> list[str]:
   """A line per comparison: its winner where the bootstrap with seed noise decides it, else
   'undecided at this budget' -- a winner one seed happened to give is not a finding."""
   lines = []
   for pair in entry['pairs']:
-    a, b, p = pair['a'], pair['b'], pair['p_a_beats_b_at_max']
-    winner, loser, share = (a, b, p) if p >= 0.5 else (b, a, 1 - p)
+    a, b = pair['a'], pair['b']
+    winner, loser, share = _leader(pair)
     noise = pair.get('seed_noise', 'seed noise excluded')
     at_max = f'at the largest compute trained ({entry["x_max"]:.3g} GFLOPs)'
     if share >= DECIDED:
@@ -87,9 +93,8 @@ def decisions(entry: dict) -> dict[str, str | None]:
   """'a vs b' -> the winner, or None where undecided: what replicate studies must agree on."""
   out = {}
   for pair in entry['pairs']:
-    p = pair['p_a_beats_b_at_max']
-    winner = pair['a'] if p >= DECIDED else pair['b'] if 1 - p >= DECIDED else None
-    out[f'{pair["a"]} vs {pair["b"]}'] = winner
+    winner, _, share = _leader(pair)
+    out[f'{pair["a"]} vs {pair["b"]}'] = winner if share >= DECIDED else None
   return out
 
 
