@@ -86,7 +86,7 @@ def missing(planned: Sequence) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def params(model: models.ModelConfig) -> int:
   """Parameters of a zoo model (scanned layers trace once per tower: the same count, faster)."""
-  return models.count_params(models.abstract(model.replace(scan_layers=True)))
+  return models.param_count(model)
 
 
 def checkpoint_bytes(p, state: str = storage.FULL) -> int:

@@ -22,7 +22,7 @@ from scaling_vlm.models.config import ModelConfig
 
 def describe(config: ModelConfig) -> dict:
   # Scanned layers trace once per tower: same parameter count, much faster to evaluate.
-  params = models.count_params(models.abstract(config.replace(scan_layers=True)))
+  params = models.param_count(config)
   v, t = config.vision, config.text
   # Towers without attention (CLIMP's) have no heads: width/layers only.
   heads = (lambda tower: f'/{tower.heads}') if config.spec.attention else (lambda tower: '')

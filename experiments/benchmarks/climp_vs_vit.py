@@ -59,7 +59,7 @@ def count(name: str, px: int) -> dict:
   cfg = config(name, px)
   depth = lambda n: flops.train_flops(cfg.replace(**{'vision.layers': n}))
   return {
-      'params': models.count_params(models.abstract(cfg.replace(scan_layers=True))),
+      'params': models.param_count(cfg),
       'gflops': flops.forward_flops(cfg) / 1e9,
       'train_gflops': flops.train_flops(cfg) / 1e9,
       'vision_blocks_train_gflops': (depth(2) - depth(1)) * cfg.vision.layers / 1e9,

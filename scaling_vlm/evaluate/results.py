@@ -29,7 +29,7 @@ class RunInfo:
   def __init__(self, run: run_lib.Run, dataset: str | None = None):
     self.run = run
     self.plan = run.plan
-    self.params = models.count_params(models.abstract(run.model.replace(scan_layers=True)))
+    self.params = models.param_count(run.model)
     self.columns = run.columns(dataset)
 
   def rows(self, step: int, task: str, metrics: dict[str, float]) -> list[dict]:

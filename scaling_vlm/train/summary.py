@@ -49,7 +49,7 @@ def plan(config: ml_collections.ConfigDict, run: run_lib.Run, mesh: Mesh) -> lis
   """What the config and the devices say, before anything is built."""
   arch, p = run.model, run.plan
   # Shapes only, layers scanned: the count without memory, in about a second for any size.
-  params = models.count_params(models.abstract(arch.replace(scan_layers=True)))
+  params = models.param_count(arch)
   devices = jax.devices()
   shards = mesh.shape['data'] * mesh.shape['fsdp']  # the batch is split over these
   rows = p.global_batch // config.train.micro_batches // shards
